@@ -1,0 +1,12 @@
+export * from "./errors.js";
+export * from "./call-options.js";
+export * from "./names.js";
+export type * from "./contract/primitives.js";
+export { primitiveTypes } from "./contract/primitives.js";
+export type * from "./contract/runtime.js";
+export { eventKey, matchesKey } from "./contract/event-key.js";
+export { PENDING, type Pending, type MachineContext, type StateMachine, type MachineFactory } from "./machines/machine.js";
+export { createMachine, restoreMachine, machineFactories } from "./machines/registry.js";
+export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory/store.js";
+export { AsyncQueue } from "./util/async-queue.js";
+export { systemClock, ManualClock, type Clock, type TimerHandle } from "./util/clock.js";

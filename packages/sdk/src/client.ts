@@ -1,0 +1,142 @@
+import {
+  AtomixError,
+  InvalidError,
+  UnavailableError,
+  scopedName,
+  validateName,
+  type CallOptions,
+  type PrimitiveRef,
+  type PrimitiveType,
+  type Runtime,
+  type RuntimeSession,
+} from "@atomix-ts/core";
+import { Counter } from "./primitives/counter.js";
+import type { PrimitiveOptions } from "./primitives/primitive.js";
+
+export interface ClientOptions {
+  /**
+   * The runtime (or store) to use in-process, e.g. `createMemoryStore()`. Several clients may
+   * share one; each client is its own session. The client does not close it.
+   */
+  runtime?: Runtime;
+  /** Alias of `runtime`, reading better for stores: `createClient({ store })`. */
+  store?: Runtime;
+  /** Prefixes every primitive name (`scope/name`) so applications sharing a runtime never collide. */
+  scope?: string;
+  /** TTL of this client's session where the runtime honours one (remote, etcd). */
+  sessionTtlMs?: number;
+}
+
+/** How the default entry point finds a runtime when none is given (set by the remote client module). */
+export type RuntimeConnector = () => Runtime;
+let defaultConnector: RuntimeConnector | undefined;
+
+/** @internal Installs how `createClient()` without a runtime connects (the remote client does). */
+export function setDefaultConnector(connector: RuntimeConnector): void {
+  defaultConnector = connector;
+}
+
+/** The address the default entry point connects to, from the environment as the Go SDK reads it. */
+export function runtimeAddress(env: NodeJS.ProcessEnv = process.env): string {
+  return `${env["ATOMIX_RUNTIME_HOST"] ?? "127.0.0.1"}:${env["ATOMIX_RUNTIME_PORT"] ?? "5678"}`;
+}
+
+/**
+ * A connection to a runtime with one session. Primitives obtained from it share the session:
+ * when the client closes (or its session is lost) its locks are released and its election
+ * candidacies withdrawn.
+ */
+export class AtomixClient implements AsyncDisposable {
+  readonly scope: string | undefined;
+  private readonly runtime: Runtime;
+  private readonly ownsRuntime: boolean;
+  private readonly sessionTtlMs: number | undefined;
+  private opening: Promise<RuntimeSession> | undefined;
+  private readonly primitives = new Set<{ close(): Promise<void> }>();
+  private closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    if (options.runtime !== undefined && options.store !== undefined && options.runtime !== options.store) {
+      throw new InvalidError("give either runtime or store, not both");
+    }
+    if (options.scope !== undefined) validateName(options.scope, "scope");
+    if (options.sessionTtlMs !== undefined && !(options.sessionTtlMs > 0)) {
+      throw new InvalidError("sessionTtlMs must be a positive number");
+    }
+    this.scope = options.scope;
+    this.sessionTtlMs = options.sessionTtlMs;
+    const given = options.runtime ?? options.store;
+    if (given !== undefined) {
+      this.runtime = given;
+      this.ownsRuntime = false;
+    } else {
+      if (defaultConnector === undefined) {
+        throw new UnavailableError(
+          `no runtime given and no remote client loaded: cannot reach ${runtimeAddress()}. ` +
+            "Start a server with `npx atomix serve` and import '@atomix-ts/sdk', or pass { store: createMemoryStore() }",
+        );
+      }
+      this.runtime = defaultConnector();
+      this.ownsRuntime = true;
+    }
+  }
+
+  /** The client's session, opened on first use. Its `signal` aborts if the session is lost. */
+  async session(options?: CallOptions): Promise<RuntimeSession> {
+    if (this.closed) throw new UnavailableError("client closed");
+    this.opening ??= this.runtime.openSession({ ttlMs: this.sessionTtlMs }, options).catch((error: unknown) => {
+      this.opening = undefined;
+      throw AtomixError.from(error);
+    });
+    return this.opening;
+  }
+
+  /** A description of the runtime this client uses. */
+  get runtimeDescription(): string {
+    return this.runtime.description;
+  }
+
+  /** Builds a primitive of `type` on this client's session. */
+  private async primitive<T extends PrimitiveType, P extends { close(): Promise<void> }>(
+    type: T,
+    name: string,
+    options: PrimitiveOptions | undefined,
+    build: (session: RuntimeSession, ref: PrimitiveRef<T>) => P,
+  ): Promise<P> {
+    const ref: PrimitiveRef<T> = { type, name: scopedName(this.scope, name), tags: options?.tags };
+    const session = await this.session();
+    const primitive = build(session, ref);
+    this.primitives.add(primitive);
+    return primitive;
+  }
+
+  /** A signed 64-bit counter. */
+  getCounter(name: string, options?: PrimitiveOptions): Promise<Counter> {
+    return this.primitive("counter", name, options, (session, ref) => new Counter(session, ref, name));
+  }
+
+  /**
+   * Closes every primitive's watches and ends the session: locks held through this client are
+   * released and its candidacies leave their elections. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.primitives].map((p) => p.close()));
+    const opening = this.opening;
+    if (opening !== undefined) {
+      const session = await opening.catch(() => undefined);
+      await session?.close();
+    }
+    if (this.ownsRuntime) await this.runtime.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Creates a client. Without `runtime`/`store` it connects to the server at `ATOMIX_RUNTIME_HOST:PORT`. */
+export function createClient(options?: ClientOptions): AtomixClient {
+  return new AtomixClient(options);
+}

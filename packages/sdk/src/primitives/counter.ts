@@ -1,0 +1,42 @@
+import type { CallOptions, CounterEvent as RawCounterEvent, RuntimeEvent } from "@atomix-ts/core";
+import { Primitive } from "./primitive.js";
+import type { EventMeta, Watch, WatchOptions } from "../watch.js";
+
+/** A change of a counter's value. */
+export type CounterEvent = RawCounterEvent & EventMeta;
+
+/**
+ * A signed 64-bit counter shared by every client that names it. Values are `bigint`;
+ * a result outside the 64-bit range throws `InvalidError` and changes nothing.
+ */
+export class Counter extends Primitive<"counter"> {
+  /** The current value (0n if never set). */
+  async get(options?: CallOptions): Promise<bigint> {
+    return (await this.exec({ op: "get" }, options)).value;
+  }
+
+  /** Sets the value; returns the previous one. */
+  async set(value: bigint, options?: CallOptions): Promise<bigint> {
+    return (await this.exec({ op: "set", value }, options)).prev;
+  }
+
+  /** Adds `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
+  async increment(delta = 1n, options?: CallOptions): Promise<bigint> {
+    return (await this.exec({ op: "increment", delta }, options)).value;
+  }
+
+  /** Subtracts `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
+  async decrement(delta = 1n, options?: CallOptions): Promise<bigint> {
+    return (await this.exec({ op: "decrement", delta }, options)).value;
+  }
+
+  /** Sets `update` only if the value is `expect`; returns whether it did. */
+  async compareAndSet(expect: bigint, update: bigint, options?: CallOptions): Promise<boolean> {
+    return (await this.exec({ op: "compareAndSet", expect, update }, options)).succeeded;
+  }
+
+  /** Watches value changes. With `replay`, the current value comes first, flagged `initial`. */
+  watch(options?: WatchOptions): Promise<Watch<CounterEvent>> {
+    return this.openWatch((event: RuntimeEvent<"counter">) => event as CounterEvent, options);
+  }
+}

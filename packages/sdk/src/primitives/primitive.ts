@@ -1,0 +1,73 @@
+import {
+  AtomixError,
+  type CallOptions,
+  type Operation,
+  type OperationName,
+  type OperationResult,
+  type PrimitiveRef,
+  type PrimitiveType,
+  type RuntimeEvent,
+  type RuntimeSession,
+} from "@atomix-ts/core";
+import { Watch, type WatchOptions } from "../watch.js";
+
+/** Options every primitive getter accepts. */
+export interface PrimitiveOptions {
+  /** Routing tags: the runtime's rules may send tagged primitives to a particular store. */
+  tags?: string[];
+}
+
+/** What every primitive shares: its name, its session, and release of its watches. */
+export abstract class Primitive<T extends PrimitiveType> implements AsyncDisposable {
+  private readonly watches = new Set<Watch<unknown>>();
+
+  /** @internal */
+  constructor(
+    protected readonly session: RuntimeSession,
+    protected readonly ref: PrimitiveRef<T>,
+    /** The name as given (without the client's scope). */
+    readonly name: string,
+  ) {}
+
+  /** Sends one operation through the runtime; errors come back as `AtomixError`s. */
+  protected async exec<K extends OperationName<T>>(
+    operation: Operation<T, K>,
+    options?: CallOptions,
+  ): Promise<OperationResult<T, K>> {
+    try {
+      return await this.session.execute(this.ref, operation, options);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+
+  /** Opens a watch whose raw events `decode` turns into typed ones. */
+  protected async openWatch<E>(
+    decode: (event: RuntimeEvent<T>) => E,
+    options: WatchOptions & { key?: string; prefix?: string } = {},
+  ): Promise<Watch<E>> {
+    const { signal, timeoutMs, ...request } = options;
+    let stream;
+    try {
+      stream = await this.session.watch(this.ref, request, { signal, timeoutMs });
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+    const watch = new Watch<E>(
+      stream as never,
+      decode as (event: RuntimeEvent<PrimitiveType>) => E,
+      (w) => this.watches.delete(w as Watch<unknown>),
+    );
+    this.watches.add(watch as Watch<unknown>);
+    return watch;
+  }
+
+  /** Closes this primitive's watches. The primitive itself keeps no other resources. */
+  async close(): Promise<void> {
+    await Promise.all([...this.watches].map((watch) => watch.close()));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
