@@ -71,3 +71,19 @@ export abstract class Primitive<T extends PrimitiveType> implements AsyncDisposa
     return this.close();
   }
 }
+
+/**
+ * Streams a listing page by page, so a large primitive is never one giant array.
+ * Pages are read lazily as the caller iterates; each page is consistent on its own.
+ */
+export async function* paged<I>(
+  fetchPage: (after: string | undefined) => Promise<{ items: I[]; next?: string | undefined }>,
+): AsyncGenerator<I, void, undefined> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await fetchPage(after);
+    yield* page.items;
+    if (page.next === undefined) return;
+    after = page.next;
+  }
+}
