@@ -20,18 +20,19 @@ export interface CallScope extends Disposable {
 }
 
 const neverAborted = new AbortController().signal;
+/** Shared by every call without options: the hot path allocates nothing. */
+const unscoped: CallScope = Object.freeze({ signal: neverAborted, throwIfAborted() {}, [Symbol.dispose]() {} });
 
 /** Builds the linked signal for a call; throws at once if it is already aborted. */
 export function callScope(options?: CallOptions): CallScope {
+  if (options === undefined) return unscoped;
   const timeoutMs = options?.timeoutMs;
   if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
     throw new InvalidError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
   }
   const outer = options?.signal;
   if (outer?.aborted) throw canceledBy(outer);
-  if (outer === undefined && timeoutMs === undefined) {
-    return { signal: neverAborted, throwIfAborted() {}, [Symbol.dispose]() {} };
-  }
+  if (outer === undefined && timeoutMs === undefined) return unscoped;
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(canceledBy(outer!));
   outer?.addEventListener("abort", onAbort, { once: true });
