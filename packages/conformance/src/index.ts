@@ -6,12 +6,32 @@ import { after, before, describe } from "node:test";
 import type { AtomixClient } from "@atomix-ts/sdk";
 import type { ConformanceEnv, ConformanceTarget, SuiteContext } from "./target.js";
 import { counterSuite } from "./counter.js";
+import { electionSuite } from "./election.js";
+import { lockSuite } from "./lock.js";
+import { counterMapSuite } from "./counter-map.js";
+import { indexedMapSuite } from "./indexed-map.js";
+import { setSuite } from "./set.js";
+import { listSuite } from "./list.js";
+import { multiMapSuite } from "./multi-map.js";
+import { valueSuite } from "./value.js";
+import { mapSuite } from "./map.js";
 
 export type { ConformanceEnv, ConformanceTarget, SuiteContext } from "./target.js";
 export * from "./helpers.js";
 
 /** Each primitive's tests. Adding a primitive means adding its suite here. */
-const suites: Array<[string, (t: SuiteContext) => void]> = [["Counter", counterSuite]];
+const suites: Array<[string, (t: SuiteContext) => void]> = [
+  ["Counter", counterSuite],
+  ["Lock", lockSuite],
+  ["Election", electionSuite],
+  ["IndexedMap", indexedMapSuite],
+  ["CounterMap", counterMapSuite],
+  ["Set", setSuite],
+  ["List", listSuite],
+  ["MultiMap", multiMapSuite],
+  ["Value", valueSuite],
+  ["Map", mapSuite],
+];
 
 export function runConformance(target: ConformanceTarget): void {
   describe(`conformance: ${target.name}`, () => {

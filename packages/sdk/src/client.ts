@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import {
   AtomixError,
   InvalidError,
   UnavailableError,
   scopedName,
   validateName,
+  validateCandidateId,
   type CallOptions,
   type PrimitiveRef,
   type PrimitiveType,
@@ -11,7 +13,17 @@ import {
   type RuntimeSession,
 } from "@atomix-ts/core";
 import { Counter } from "./primitives/counter.js";
+import { Election, type ElectionOptions } from "./primitives/election.js";
+import { Lock } from "./primitives/lock.js";
+import { codecs, type Codec, type KeyCodec } from "./codecs.js";
+import { CounterMap, type CounterMapOptions } from "./primitives/counter-map.js";
+import { IndexedMap, type IndexedMapOptions } from "./primitives/indexed-map.js";
 import type { PrimitiveOptions } from "./primitives/primitive.js";
+import { DistributedSet, type SetOptions } from "./primitives/set.js";
+import { DistributedList, type ListOptions } from "./primitives/list.js";
+import { MultiMap, type MultiMapOptions } from "./primitives/multi-map.js";
+import { Value, type ValueOptions } from "./primitives/value.js";
+import { DistributedMap, type MapOptions } from "./primitives/map.js";
 
 export interface ClientOptions {
   /**
@@ -113,6 +125,94 @@ export class AtomixClient implements AsyncDisposable {
   /** A signed 64-bit counter. */
   getCounter(name: string, options?: PrimitiveOptions): Promise<Counter> {
     return this.primitive("counter", name, options, (session, ref) => new Counter(session, ref, name));
+  }
+
+  /**
+   * A single versioned value. Values are UTF-8 strings unless a codec says otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getValue<V = string>(name: string, options?: ValueOptions<V>): Promise<Value<V>> {
+    const codec = options?.codec ?? (codecs.string as unknown as Codec<V>);
+    return this.primitive("value", name, options, (session, ref) => new Value(session, ref, name, codec));
+  }
+
+  /**
+   * A map with versioned entries, TTLs and transactions. Keys are strings and values UTF-8
+   * strings unless codecs say otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getMap<K = string, V = string>(name: string, options?: MapOptions<K, V>): Promise<DistributedMap<K, V>> {
+    const keyCodec = options?.keyCodec ?? (codecs.stringKey as unknown as KeyCodec<K>);
+    const valueCodec = options?.valueCodec ?? (codecs.string as unknown as Codec<V>);
+    return this.primitive("map", name, options, (session, ref) => new DistributedMap(session, ref, name, keyCodec, valueCodec));
+  }
+
+  /**
+   * A distributed lock with fencing tokens. Holds belong to this client's session.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getLock(name: string, options?: PrimitiveOptions): Promise<Lock> {
+    return this.primitive("lock", name, options, (session, ref) => new Lock(session, ref, name));
+  }
+
+  /**
+   * A leader election. The instance's candidate id is `candidateId`, or a fresh unique id.
+   * Candidacies belong to this client's session.
+   * @throws InvalidError on a bad name, scope or candidate id.
+   */
+  async getElection(name: string, options?: ElectionOptions): Promise<Election> {
+    const id = options?.candidateId === undefined ? randomUUID() : validateCandidateId(options.candidateId, "candidateId");
+    return this.primitive("election", name, options, (session, ref) => new Election(session, ref, name, id));
+  }
+
+  /**
+   * A map that keeps entries in append order, each with an index (from 1n, never reused).
+   * Keys are strings and values UTF-8 strings unless codecs say otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getIndexedMap<K = string, V = string>(name: string, options?: IndexedMapOptions<K, V>): Promise<IndexedMap<K, V>> {
+    const keyCodec = options?.keyCodec ?? (codecs.stringKey as unknown as KeyCodec<K>);
+    const valueCodec = options?.valueCodec ?? (codecs.string as unknown as Codec<V>);
+    return this.primitive("indexedMap", name, options, (session, ref) => new IndexedMap(session, ref, name, keyCodec, valueCodec));
+  }
+
+  /**
+   * A map of named signed 64-bit counters. Keys are strings unless a key codec says otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getCounterMap<K = string>(name: string, options?: CounterMapOptions<K>): Promise<CounterMap<K>> {
+    const keyCodec = options?.keyCodec ?? (codecs.stringKey as unknown as KeyCodec<K>);
+    return this.primitive("counterMap", name, options, (session, ref) => new CounterMap(session, ref, name, keyCodec));
+  }
+
+  /**
+   * A set. Elements are UTF-8 strings unless a codec says otherwise; equal encoded bytes are
+   * the same element.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getSet<E = string>(name: string, options?: SetOptions<E>): Promise<DistributedSet<E>> {
+    const codec = options?.codec ?? (codecs.string as unknown as Codec<E>);
+    return this.primitive("set", name, options, (session, ref) => new DistributedSet(session, ref, name, codec));
+  }
+
+  /**
+   * A list addressed by zero-based index. Items are UTF-8 strings unless a codec says otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getList<E = string>(name: string, options?: ListOptions<E>): Promise<DistributedList<E>> {
+    const codec = options?.codec ?? (codecs.string as unknown as Codec<E>);
+    return this.primitive("list", name, options, (session, ref) => new DistributedList(session, ref, name, codec));
+  }
+
+  /**
+   * A map from keys to sets of values. Keys are strings and values UTF-8 strings unless codecs
+   * say otherwise.
+   * @throws InvalidError on a bad name or scope.
+   */
+  getMultiMap<K = string, V = string>(name: string, options?: MultiMapOptions<K, V>): Promise<MultiMap<K, V>> {
+    const keyCodec = options?.keyCodec ?? (codecs.stringKey as unknown as KeyCodec<K>);
+    const valueCodec = options?.valueCodec ?? (codecs.string as unknown as Codec<V>);
+    return this.primitive("multiMap", name, options, (session, ref) => new MultiMap(session, ref, name, keyCodec, valueCodec));
   }
 
   /**

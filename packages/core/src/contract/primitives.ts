@@ -98,8 +98,18 @@ export type MapEvent =
   | { type: "removed"; prev: MapEntry; expired: boolean };
 
 /* ------------------------------------ Set ----------------------------------- */
+/**
+ * Elements are byte strings compared byte for byte (at most 1 MiB each). `elements` pages in
+ * add order: an element present for a whole listing is returned exactly once. `clear` emits
+ * one `removed` per element.
+ */
 export interface SetOperations {
+  /**
+   * `added` is true only if the element was absent. Either way its TTL becomes `ttlMs`
+   * (none when absent); expiry emits `removed` with `expired: true`.
+   */
   add: { request: { element: Uint8Array; ttlMs?: number | undefined }; response: { added: boolean } };
+  /** `removed` is true only if the element was present. */
   remove: { request: { element: Uint8Array }; response: { removed: boolean } };
   contains: { request: { element: Uint8Array }; response: { contains: boolean } };
   size: { request: Empty; response: { size: number } };
@@ -111,9 +121,19 @@ export type SetEvent =
   | { type: "removed"; element: Uint8Array; expired: boolean };
 
 /* ------------------------------------ List ---------------------------------- */
+/**
+ * Indexes are zero-based positions (`number`: they shift with inserts and removals and are
+ * bounded by the size, unlike versions). An index that is not a non-negative safe integer is
+ * `InvalidError`; a well-formed index past the end is `NotFoundError` (`get` reads it as
+ * absent). Items are at most 1 MiB. `items` pages in list order, resuming after the last
+ * item returned wherever it has moved: an item present for a whole listing is returned once.
+ * `clear` emits one `removed` per item, each at index 0.
+ */
 export interface ListOperations {
   append: { request: { value: Uint8Array }; response: { index: number } };
+  /** `index` may equal the size (an append). */
   insert: { request: { index: number; value: Uint8Array }; response: Empty };
+  /** Identical bytes change nothing and emit no event. */
   set: { request: { index: number; value: Uint8Array }; response: { prev: Uint8Array } };
   get: { request: { index: number }; response: { value?: Uint8Array | undefined } };
   remove: { request: { index: number }; response: { value: Uint8Array } };
@@ -135,8 +155,24 @@ export interface IndexedEntry {
   version: bigint;
   expiresAt?: number | undefined;
 }
-/** Selects an entry by key or by index. */
+/** Selects an entry by key or by index (exactly one; an index is 1..2^63-1). */
 export type EntrySelector = { key: string; index?: undefined } | { index: bigint; key?: undefined };
+/**
+ * A map whose entries also have a position.
+ * - append: the entry takes the next index: 1n, 2n, 3n, … per primitive, never reused (not
+ *   after remove of the last entry, clear, or expiry); a failed append takes none.
+ *   `AlreadyExistsError` if the key is present.
+ * - update: keeps key and index; always a change (one event, new version), even with
+ *   identical bytes; without `ttlMs` any TTL is cleared. `NotFoundError` if absent,
+ *   `ConflictError` if `ifVersion` is given and differs.
+ * - remove: absent → `prev` undefined, unless `ifVersion` is given (`NotFoundError`);
+ *   `ConflictError` on a version mismatch.
+ * - prev/next take any index 0..2^63-1, present or not (`next` of 0n is the first entry).
+ * - entries: in index order; the cursor is the last index returned, as decimal text.
+ * - clear emits one `removed` per entry, in index order.
+ * An entry's `version` is the version of the event that last wrote it. An entry past its
+ * TTL is absent to every operation, even before its `removed` (expired) event is out.
+ */
 export interface IndexedMapOperations {
   append: {
     request: { key: string; value: Uint8Array; ttlMs?: number | undefined };
@@ -171,6 +207,19 @@ export interface CounterEntry {
   key: string;
   value: bigint;
 }
+/**
+ * Named signed 64-bit counters. An absent key reads as undefined and counts as 0 for
+ * increment/decrement (which create it). Overflow is `InvalidError`, changing nothing.
+ * A write that leaves a present value unchanged (set to the same value, increment by 0,
+ * update to the same value) emits no event and bumps no version.
+ * - insert: `AlreadyExistsError` if present.
+ * - update: `NotFoundError` if absent; `ConflictError` if `ifValue` is given and differs.
+ * - remove: absent → `prev` undefined, unless `ifValue` is given (`NotFoundError`);
+ *   `ConflictError` if `ifValue` differs.
+ * - entries: listing order is the store's; the cursor is opaque text from the last page.
+ * - clear emits one `removed` per key. Replay delivers one `inserted` per key, each with the
+ *   version of that key's last change.
+ */
 export interface CounterMapOperations {
   get: { request: { key: string }; response: { value?: bigint | undefined } };
   set: { request: { key: string; value: bigint }; response: { prev?: bigint | undefined } };
@@ -190,13 +239,25 @@ export type CounterMapEvent =
   | { type: "removed"; key: string; prev: bigint };
 
 /* --------------------------------- MultiMap --------------------------------- */
+/**
+ * A key's values in one `entries` page. Pages hold at most `limit` pairs, so a key with many
+ * values continues (same key, later values) on the next page.
+ */
 export interface MultiMapEntry {
   key: string;
   values: Uint8Array[];
 }
+/**
+ * Each (key, value) pair is present at most once; a key exists while it has a value. A key's
+ * values are kept in the order their pairs were added; `entries` pages keys in string order.
+ * Values are at most 1 MiB, writes carry at most 100 000 values. One event per pair changed.
+ */
 export interface MultiMapOperations {
+  /** `added` is false if the pair was present. */
   put: { request: { key: string; value: Uint8Array }; response: { added: boolean } };
+  /** Atomic; `added` is true if any pair was new. */
   putAll: { request: { key: string; values: Uint8Array[] }; response: { added: boolean } };
+  /** Atomic: removes the pairs not in `values`, adds the new ones; kept pairs emit nothing. */
   replace: { request: { key: string; values: Uint8Array[] }; response: { prev: Uint8Array[] } };
   contains: { request: { key: string; value?: Uint8Array | undefined }; response: { contains: boolean } };
   get: { request: { key: string }; response: { values: Uint8Array[] } };
@@ -215,30 +276,55 @@ export type MultiMapEvent =
 export interface LockOperations {
   /**
    * Waits in FIFO order until granted. The wait ends when the call's signal aborts (the
-   * request leaves the queue) or the session ends. `version` is the fencing token.
+   * request leaves the queue) or the session ends. `version` is the fencing token: the lock
+   * primitive's version at the grant, so grants carry strictly increasing versions.
+   * Not reentrant: a second request from the holder's session waits like any other.
    */
   lock: { request: Empty; response: { version: bigint } };
+  /** Grants at once if the lock is free, else returns no version (and never queues). */
   tryLock: { request: Empty; response: { version?: bigint | undefined } };
   /**
-   * Releases the lock if it is held at `version` (any holder when absent and the caller's
-   * session holds it). Returns whether anything was released.
+   * Releases the lock if it is held at `version` (whoever holds it). Without `version`, releases
+   * it only if the caller's session holds it. Returns whether anything was released; releasing
+   * a version that is no longer held is a no-op returning false.
    */
   unlock: { request: { version?: bigint | undefined }; response: { unlocked: boolean } };
+  /** Whether the lock is held (at `version`, when given). */
   isLocked: { request: { version?: bigint | undefined }; response: { locked: boolean } };
+  /** The holder's version and session; both absent when the lock is free. */
   get: { request: Empty; response: { version?: bigint | undefined; session?: string | undefined } };
 }
+/**
+ * Lock state changes. `lockVersion` is the fencing token of the hold concerned (for `locked`
+ * it equals the event's own version; for `unlocked` it is the version of the hold that
+ * ended, while the event's version is newer). `expired` is true when the hold ended because
+ * the holder's session ended (closed or lost) rather than through `unlock`.
+ * Replay delivers one `locked` item if the lock is held and nothing if it is free.
+ */
 export type LockEvent =
-  | { type: "locked"; version: bigint; session: string }
-  | { type: "unlocked"; version: bigint; expired: boolean };
+  | { type: "locked"; lockVersion: bigint; session: string }
+  | { type: "unlocked"; lockVersion: bigint; expired: boolean };
 
 /* ---------------------------------- Election -------------------------------- */
 export interface Term {
-  /** Increments only when the leader changes. */
+  /** Increments only when the leader changes (including to and from no leader). */
   term: bigint;
+  /** The first candidate; absent when there are no candidates. */
   leader?: string | undefined;
   /** Candidates in priority order; the first is the leader. */
   candidates: string[];
 }
+/**
+ * Every operation names a candidate id (1–256 characters) and returns the term after it.
+ * A candidacy belongs to the session that entered it: session end removes it.
+ * - enter: appends the candidate; a no-op if this session already entered it;
+ *   `AlreadyExistsError` if another session holds that id.
+ * - leave: removes the caller's own candidacy; a no-op if the id is not a candidate;
+ *   `ForbiddenError` if another session holds it (use `evict`).
+ * - anoint / promote / demote / evict (any session): `NotFoundError` for an unknown id.
+ *   anoint moves the candidate to the front; promote/demote move it one place up/down
+ *   (a no-op at the top/bottom); evict removes it.
+ */
 export interface ElectionOperations {
   enter: { request: { candidate: string }; response: { term: Term } };
   leave: { request: { candidate: string }; response: { term: Term } };
@@ -248,6 +334,7 @@ export interface ElectionOperations {
   evict: { request: { candidate: string }; response: { term: Term } };
   getTerm: { request: Empty; response: { term: Term } };
 }
+/** The term after a change of leader or of the candidate list. Replay delivers the current term. */
 export type ElectionEvent = { type: "changed"; term: Term };
 
 /* --------------------------------- Registry --------------------------------- */

@@ -64,6 +64,12 @@ export interface WatchRequest {
  * releases it everywhere.
  */
 export interface EventStream<T extends PrimitiveType> extends AsyncIterable<RuntimeEvent<T>>, AsyncDisposable {
+  /**
+   * The primitive's version when the subscription was registered, where the store knows it:
+   * every change delivered has a greater version (replayed items describe the state at this
+   * version). A remote client resumes from it after a reconnect that came before any event.
+   */
+  readonly startVersion?: bigint | undefined;
   close(): Promise<void>;
 }
 

@@ -3,10 +3,16 @@
  * input to it (operations, cancellations, session ends, TTL expiry), keeps a bounded history
  * of events for watchers to resume from, and owns sessions. It implements `Runtime`, so it
  * can be used in-process directly or hosted by the server.
+ *
+ * The same host makes the sqlite store durable: given a `HostJournal`, it hands the journal
+ * every input before applying it (as plain data, `HostInput`), and acknowledges results,
+ * delivers events and registers watchers only once the journal says the input is durable.
+ * Machines are deterministic, so replaying the journal (`replay`) on top of a checkpoint
+ * (`checkpoint` / `restorePrimitive` / `restoreSession`) rebuilds the same state.
  */
 import { randomUUID } from "node:crypto";
 import { callScope, type CallOptions } from "../call-options.js";
-import { AtomixError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
+import { AtomixError, FaultError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
 import { eventKey, matchesKey } from "../contract/event-key.js";
 import type {
   Operation,
@@ -24,7 +30,7 @@ import type {
   SessionOptions,
   WatchRequest,
 } from "../contract/runtime.js";
-import { createMachine } from "../machines/registry.js";
+import { createMachine, restoreMachine } from "../machines/registry.js";
 import { PENDING, type MachineContext, type StateMachine } from "../machines/machine.js";
 import { validateRef } from "../names.js";
 import { AsyncQueue } from "../util/async-queue.js";
@@ -37,6 +43,82 @@ export interface MemoryStoreOptions {
   historySize?: number;
   /** Default per-watcher buffer before a slow consumer fails (default 10 000). */
   watchBufferSize?: number;
+  /** Makes the host durable (used by the sqlite store); absent for the plain memory store. */
+  journal?: HostJournal;
+  /** What `description` says (default `memory`). */
+  description?: string;
+}
+
+/** One input to a primitive's machine, with everything its context needs to replay it. */
+export type MachineInput =
+  | (InputBase & { readonly kind: "op"; readonly operation: { readonly op: string } })
+  | (InputBase & { readonly kind: "cancel"; readonly target: string })
+  | (InputBase & { readonly kind: "sessionClosed" })
+  | (InputBase & { readonly kind: "expire" });
+
+interface InputBase {
+  readonly type: PrimitiveType;
+  readonly name: string;
+  /** The issuing session; empty for timers. */
+  readonly session: string;
+  readonly requestId: string;
+  readonly now: number;
+}
+
+/** Every input the host sequences: machine inputs plus the session lifecycle. */
+export type HostInput =
+  | MachineInput
+  | { readonly kind: "open"; readonly session: string; readonly ttlMs: number | undefined }
+  | { readonly kind: "end"; readonly session: string };
+
+/**
+ * Where a durable store records inputs. The host calls `append` before applying an input (so
+ * an input that cannot be recorded is never applied) and `retract` if the machine then rejects
+ * it (a rejected input changed nothing). Results, completions, events and new watches wait
+ * for `afterCommit`.
+ */
+export interface HostJournal {
+  /** Whether an operation only reads: it is not recorded, but its result still waits for the commit of what it saw. */
+  isReadOnly(type: PrimitiveType, op: string): boolean;
+  /** Queues an input for the next commit. @throws InvalidError if the input cannot be stored. */
+  append(input: HostInput): void;
+  /** Drops the input appended last. */
+  retract(): void;
+  /**
+   * Calls back once everything appended so far is durable (at once when nothing waits), or
+   * with the error that stopped the commit.
+   */
+  afterCommit(callback: (error: AtomixError | undefined) => void): void;
+}
+
+/** A primitive's state in a checkpoint. */
+export interface SavedPrimitive {
+  readonly type: PrimitiveType;
+  readonly name: string;
+  /** `machine.save()` output. */
+  readonly machine: unknown;
+  /** The events kept for watchers to resume from, oldest first. */
+  readonly history: ReadonlyArray<RuntimeEvent<PrimitiveType>>;
+}
+
+/** A session in a checkpoint. */
+export interface SavedSession {
+  readonly id: string;
+  readonly ttlMs: number | undefined;
+  /** Primitives to tell when the session ends. */
+  readonly touched: ReadonlyArray<{ readonly type: PrimitiveType; readonly name: string }>;
+  /** Requests parked in machines (PENDING), which a restart withdraws. */
+  readonly pending: ReadonlyArray<{ readonly type: PrimitiveType; readonly name: string; readonly requestId: string }>;
+}
+
+/** What changed since the last checkpoint: enough, with earlier checkpoints, to rebuild the host. */
+export interface HostCheckpoint {
+  /** Primitives changed since the last checkpoint. */
+  readonly primitives: SavedPrimitive[];
+  /** Every live session. */
+  readonly sessions: SavedSession[];
+  /** The last request id handed out (ids stay unique across restarts). */
+  readonly requestCounter: number;
 }
 
 type AnyEvent = RuntimeEvent<PrimitiveType>;
@@ -45,13 +127,15 @@ interface Watcher {
   readonly queue: AsyncQueue<AnyEvent>;
   readonly filter: WatchRequest;
   readonly session: SessionState;
+  /** The primitive's version when the watcher registered: later events only are delivered. */
+  after: bigint;
 }
 
 interface Hosted {
   readonly key: string;
   readonly ref: PrimitiveRef;
-  readonly machine: StateMachine<PrimitiveType>;
-  readonly history: AnyEvent[];
+  machine: StateMachine<PrimitiveType>;
+  history: AnyEvent[];
   readonly watchers: Set<Watcher>;
   timer?: { at: number; handle: TimerHandle } | undefined;
 }
@@ -69,66 +153,79 @@ interface SessionState {
 
 interface PendingRequest {
   readonly session: SessionState;
+  readonly hosted: Hosted;
   resolve(result: unknown): void;
   reject(error: unknown): void;
 }
 
+const ignore = (): void => {};
+
 export class MemoryStore implements Runtime {
-  readonly description: string = "memory";
+  readonly description: string;
   private readonly clock: Clock;
   private readonly historySize: number;
   private readonly watchBufferSize: number;
+  private readonly journal: HostJournal | undefined;
   private readonly primitives = new Map<string, Hosted>();
   private readonly sessions = new Map<string, SessionState>();
   private readonly pending = new Map<string, PendingRequest>();
+  /** Primitives changed since the last checkpoint (durable stores only). */
+  private readonly dirty = new Set<Hosted>();
   private requestCounter = 0;
+  /** Applying recovered inputs: nothing is journaled, no timer is armed. */
+  private replaying = false;
   private closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.historySize = options.historySize ?? 1024;
     this.watchBufferSize = options.watchBufferSize ?? 10_000;
+    this.journal = options.journal;
+    this.description = options.description ?? "memory";
   }
 
   openSession(options: SessionOptions = {}): Promise<RuntimeSession> {
+    let state: SessionState;
     try {
       this.checkOpen();
       const ttlMs = options.ttlMs;
       if (ttlMs !== undefined && (!Number.isFinite(ttlMs) || ttlMs <= 0)) {
         throw new InvalidError(`session ttlMs must be a positive number, got ${String(ttlMs)}`);
       }
-      const state: SessionState = {
-        id: randomUUID(),
-        ttlMs,
-        controller: new AbortController(),
-        touched: new Set(),
-        pending: new Set(),
-        watchers: new Set(),
-      };
-      this.sessions.set(state.id, state);
-      this.armExpiry(state);
-      return Promise.resolve(new MemorySession(this, state));
+      state = this.newSession(randomUUID(), ttlMs);
+      this.journal?.append({ kind: "open", session: state.id, ttlMs });
     } catch (error) {
       return Promise.reject(AtomixError.from(error));
     }
+    this.sessions.set(state.id, state);
+    this.armExpiry(state);
+    return this.committed(new MemorySession(this, state));
   }
 
   resumeSession(id: string): Promise<RuntimeSession> {
+    if (this.closed) return Promise.reject(new UnavailableError("store closed"));
     const state = this.sessions.get(id);
     if (state === undefined) return Promise.reject(new NotFoundError(`session ${id} has ended or never existed`));
     this.armExpiry(state);
     return Promise.resolve(new MemorySession(this, state));
   }
 
-  /** Ends every session and watch. Idempotent. */
+  /**
+   * Ends every session and watch. Idempotent. With a journal, sessions are only detached
+   * from this process (their callers see `UnavailableError`): they stay in the durable state,
+   * which decides what a restart does with them.
+   */
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
+      const reason = new UnavailableError("store closed");
       for (const state of [...this.sessions.values()]) {
-        this.endSession(state, new UnavailableError("store closed"));
+        if (this.journal === undefined) this.endSession(state, reason);
+        else this.detachSession(state, reason);
       }
       for (const hosted of this.primitives.values()) {
         if (hosted.timer !== undefined) this.clock.clearTimer(hosted.timer.handle);
+        hosted.timer = undefined;
       }
     }
     return Promise.resolve();
@@ -143,6 +240,121 @@ export class MemoryStore implements Runtime {
     return this.sessions.size;
   }
 
+  /* ------------------------- durable-store support ------------------------- */
+
+  /**
+   * @internal Rebuilds a primitive from a checkpoint, before any session uses the store.
+   * @throws FaultError if the saved state is malformed.
+   */
+  restorePrimitive(saved: SavedPrimitive): void {
+    const hosted = this.hostedFor({ type: saved.type, name: saved.name });
+    try {
+      hosted.machine = restoreMachine(saved.type, saved.machine);
+    } catch (error) {
+      throw new FaultError(`cannot restore ${saved.type} ${saved.name}: ${AtomixError.from(error).message}`, { cause: error });
+    }
+    hosted.history = [...saved.history];
+  }
+
+  /** @internal Rebuilds a session from a checkpoint (after its primitives); its parked requests come back as orphans. */
+  restoreSession(saved: SavedSession, requestCounter: number): void {
+    this.requestCounter = Math.max(this.requestCounter, requestCounter);
+    const state = this.newSession(saved.id, saved.ttlMs);
+    this.sessions.set(state.id, state);
+    for (const ref of saved.touched) state.touched.add(this.hostedFor(ref));
+    for (const { type, name, requestId } of saved.pending) this.park(state, this.hostedFor({ type, name }), requestId);
+  }
+
+  /**
+   * @internal Applies one recovered input exactly as it was first applied, without journaling
+   * it. Requests it parks have no caller: `finishRecovery` withdraws them.
+   * @throws FaultError if the input does not apply (the journal and the machines disagree).
+   */
+  replay(input: HostInput): void {
+    this.replaying = true;
+    try {
+      if (input.kind === "open") {
+        this.sessions.set(input.session, this.newSession(input.session, input.ttlMs));
+        return;
+      }
+      if (input.kind === "end") {
+        const state = this.sessions.get(input.session);
+        if (state === undefined) return;
+        this.sessions.delete(input.session);
+        for (const id of state.pending) this.pending.delete(id);
+        return;
+      }
+      this.requestCounter = Math.max(this.requestCounter, Number(input.requestId) || 0);
+      const hosted = this.hostedFor(input);
+      const state = this.sessions.get(input.session);
+      if (input.kind === "op") state?.touched.add(hosted);
+      if (input.kind === "cancel") {
+        this.pending.delete(input.target);
+        state?.pending.delete(input.target);
+      }
+      let result: unknown;
+      try {
+        result = this.run(hosted, input);
+      } catch (error) {
+        throw new FaultError(`recovered ${input.kind} on ${input.type} ${input.name} does not apply: ${AtomixError.from(error).message}`, {
+          cause: error,
+        });
+      }
+      if (result === PENDING && state !== undefined) this.park(state, hosted, input.requestId);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  /**
+   * @internal Ends recovery: withdraws requests whose callers died with the previous process,
+   * ends sessions without a TTL (they belonged to that process), gives every other session one
+   * TTL from now to be resumed, and arms TTL timers. What it does is journaled.
+   */
+  finishRecovery(): void {
+    const now = this.clock.now();
+    for (const [id, request] of [...this.pending]) {
+      this.pending.delete(id);
+      request.session.pending.delete(id);
+      const { type, name } = request.hosted.ref;
+      this.run(request.hosted, { kind: "cancel", type, name, session: request.session.id, requestId: this.nextRequestId(), now, target: id });
+    }
+    for (const state of [...this.sessions.values()]) {
+      if (state.ttlMs === undefined) this.endSession(state, new UnavailableError(`session ${state.id} ended when the store restarted`));
+      else this.armExpiry(state);
+    }
+    for (const hosted of this.primitives.values()) this.reschedule(hosted);
+  }
+
+  /** @internal The state changed since the last call (dirty primitives, all sessions), for a durable checkpoint. */
+  checkpoint(): HostCheckpoint {
+    const primitives: SavedPrimitive[] = [];
+    for (const hosted of this.dirty) {
+      primitives.push({ type: hosted.ref.type, name: hosted.ref.name, machine: hosted.machine.save(), history: hosted.history });
+    }
+    this.dirty.clear();
+    const sessions: SavedSession[] = [];
+    for (const state of this.sessions.values()) {
+      const pending: Array<{ type: PrimitiveType; name: string; requestId: string }> = [];
+      for (const id of state.pending) {
+        const request = this.pending.get(id);
+        if (request !== undefined) pending.push({ type: request.hosted.ref.type, name: request.hosted.ref.name, requestId: id });
+      }
+      sessions.push({
+        id: state.id,
+        ttlMs: state.ttlMs,
+        touched: [...state.touched].map((hosted) => ({ type: hosted.ref.type, name: hosted.ref.name })),
+        pending,
+      });
+    }
+    return { primitives, sessions, requestCounter: this.requestCounter };
+  }
+
+  /** @internal How many primitives changed since the last checkpoint. */
+  get dirtyCount(): number {
+    return this.dirty.size;
+  }
+
   /* --------------------------------- internals -------------------------------- */
 
   private checkOpen(): void {
@@ -154,7 +366,29 @@ export class MemoryStore implements Runtime {
     if (state.controller.signal.aborted) throw state.controller.signal.reason as Error;
   }
 
-  private hostedFor(ref: PrimitiveRef): Hosted {
+  private newSession(id: string, ttlMs: number | undefined): SessionState {
+    return { id, ttlMs, controller: new AbortController(), touched: new Set(), pending: new Set(), watchers: new Set() };
+  }
+
+  /** Records a request parked in a machine with no caller waiting (recovery). */
+  private park(state: SessionState, hosted: Hosted, requestId: string): void {
+    this.pending.set(requestId, { session: state, hosted, resolve: ignore, reject: ignore });
+    state.pending.add(requestId);
+  }
+
+  /** Runs `callback` once everything applied so far is durable (at once without a journal). */
+  private afterCommit(callback: (error: AtomixError | undefined) => void): void {
+    if (this.journal === undefined || this.replaying) callback(undefined);
+    else this.journal.afterCommit(callback);
+  }
+
+  /** A promise of `value` that settles once everything applied so far is durable. */
+  private committed<V>(value: V): Promise<V> {
+    if (this.journal === undefined) return Promise.resolve(value);
+    return new Promise((resolve, reject) => this.afterCommit((error) => (error === undefined ? resolve(value) : reject(error))));
+  }
+
+  private hostedFor(ref: { readonly type: PrimitiveType; readonly name: string }): Hosted {
     const key = `${ref.type}\u0000${ref.name}`;
     let hosted = this.primitives.get(key);
     if (hosted === undefined) {
@@ -170,43 +404,65 @@ export class MemoryStore implements Runtime {
     return hosted;
   }
 
-  /** Runs one input against a machine, then publishes its events and completions. */
-  private run<R>(
-    hosted: Hosted,
-    session: string,
-    requestId: string,
-    input: (machine: StateMachine<PrimitiveType>, ctx: MachineContext<PrimitiveType>) => R,
-  ): R {
+  /**
+   * Runs one input against a machine (journaling it first), then publishes its events and
+   * completes the requests it granted once it is durable.
+   */
+  private run(hosted: Hosted, input: MachineInput): unknown {
+    const journal = this.replaying ? undefined : this.journal;
+    const recorded =
+      journal !== undefined && !(input.kind === "op" && journal.isReadOnly(hosted.ref.type, input.operation.op));
+    if (recorded) journal.append(input);
     const events: AnyEvent[] = [];
-    const completions: Array<[string, unknown]> = [];
+    const completions: Array<[PendingRequest, unknown]> = [];
     const machine = hosted.machine;
     const ctx: MachineContext<PrimitiveType> = {
-      now: this.clock.now(),
-      session,
-      requestId,
+      now: input.now,
+      session: input.session,
+      requestId: input.requestId,
       emit: (event) => events.push({ ...event, version: machine.version } as AnyEvent),
-      complete: (id, result) => completions.push([id, result]),
+      complete: (id, result) => {
+        const request = this.pending.get(id);
+        if (request === undefined) return;
+        // Taken off the books now, so a cancel arriving before the commit finds nothing to withdraw.
+        this.pending.delete(id);
+        request.session.pending.delete(id);
+        completions.push([request, result]);
+      },
     };
-    const result = input(machine, ctx);
-    for (const event of events) this.publish(hosted, event);
-    for (const [id, value] of completions) {
-      const request = this.pending.get(id);
-      if (request === undefined) continue;
-      this.pending.delete(id);
-      request.session.pending.delete(id);
-      request.resolve(value);
+    let result: unknown;
+    try {
+      result = applyInput(machine, input, ctx);
+    } catch (error) {
+      if (recorded) journal.retract();
+      throw error;
     }
-    this.reschedule(hosted);
+    if (this.journal !== undefined && (recorded || this.replaying)) this.dirty.add(hosted);
+    for (const event of events) this.record(hosted, event);
+    if (completions.length > 0 || (events.length > 0 && hosted.watchers.size > 0)) {
+      // Watchers registering later catch up from the state, so only those present now need the events.
+      this.afterCommit((error) => {
+        if (error === undefined) for (const event of events) this.deliver(hosted, event);
+        for (const [request, value] of completions) {
+          if (error === undefined) request.resolve(value);
+          else request.reject(error);
+        }
+      });
+    }
+    if (!this.replaying) this.reschedule(hosted);
     return result;
   }
 
-  private publish(hosted: Hosted, event: AnyEvent): void {
+  private record(hosted: Hosted, event: AnyEvent): void {
     hosted.history.push(event);
     if (hosted.history.length > this.historySize) hosted.history.splice(0, hosted.history.length - this.historySize);
+  }
+
+  private deliver(hosted: Hosted, event: AnyEvent): void {
     if (hosted.watchers.size === 0) return;
     const key = eventKey(hosted.ref.type, event as PrimitiveEvent<PrimitiveType>);
     for (const watcher of hosted.watchers) {
-      if (matchesKey(key, watcher.filter)) watcher.queue.push(event);
+      if (event.version > watcher.after && matchesKey(key, watcher.filter)) watcher.queue.push(event);
     }
   }
 
@@ -220,7 +476,8 @@ export class MemoryStore implements Runtime {
     if (at === undefined || this.closed) return;
     const handle = this.clock.setTimer(at, () => {
       hosted.timer = undefined;
-      this.run(hosted, "", this.nextRequestId(), (machine, ctx) => machine.expire(ctx));
+      const { type, name } = hosted.ref;
+      this.run(hosted, { kind: "expire", type, name, session: "", requestId: this.nextRequestId(), now: this.clock.now() });
     });
     hosted.timer = { at, handle };
   }
@@ -246,13 +503,30 @@ export class MemoryStore implements Runtime {
 
   /** @internal Ends a session: machines release what it held, then its requests and watches end. */
   endSession(state: SessionState, reason: AtomixError): void {
-    if (!this.sessions.delete(state.id)) return;
+    if (this.closed && this.journal !== undefined) return;
+    if (!this.sessions.has(state.id)) return;
+    this.journal?.append({ kind: "end", session: state.id });
+    this.sessions.delete(state.id);
     if (state.expiry !== undefined) this.clock.clearTimer(state.expiry);
     state.controller.abort(reason);
+    const now = this.clock.now();
     for (const hosted of state.touched) {
-      this.run(hosted, state.id, this.nextRequestId(), (machine, ctx) => machine.sessionClosed(state.id, ctx));
+      const { type, name } = hosted.ref;
+      this.run(hosted, { kind: "sessionClosed", type, name, session: state.id, requestId: this.nextRequestId(), now });
     }
     state.touched.clear();
+    this.dropSession(state, reason);
+  }
+
+  /** Forgets a session in this process only: its state stays in the journal. */
+  private detachSession(state: SessionState, reason: AtomixError): void {
+    this.sessions.delete(state.id);
+    if (state.expiry !== undefined) this.clock.clearTimer(state.expiry);
+    state.controller.abort(reason);
+    this.dropSession(state, reason);
+  }
+
+  private dropSession(state: SessionState, reason: AtomixError): void {
     for (const id of state.pending) {
       const request = this.pending.get(id);
       this.pending.delete(id);
@@ -261,6 +535,12 @@ export class MemoryStore implements Runtime {
     state.pending.clear();
     for (const watcher of state.watchers) watcher.queue.fail(reason);
     state.watchers.clear();
+  }
+
+  /** @internal Resolves once the session's end is durable. */
+  closeSession(state: SessionState): Promise<void> {
+    this.endSession(state, new UnavailableError(`session ${state.id} closed`));
+    return this.committed(undefined);
   }
 
   /** @internal */
@@ -281,16 +561,15 @@ export class MemoryStore implements Runtime {
     const requestId = this.nextRequestId();
     let result: unknown;
     try {
-      result = this.run(hosted, state.id, requestId, (machine, ctx) =>
-        machine.apply(operation as Operation<PrimitiveType>, ctx),
-      );
+      const { type, name } = hosted.ref;
+      result = this.run(hosted, { kind: "op", type, name, session: state.id, requestId, now: this.clock.now(), operation });
     } catch (error) {
       scope[Symbol.dispose]();
       return Promise.reject(AtomixError.from(error));
     }
     if (result !== PENDING) {
       scope[Symbol.dispose]();
-      return Promise.resolve(result);
+      return this.committed(result);
     }
     return this.waitFor(hosted, state, requestId, scope);
   }
@@ -302,7 +581,8 @@ export class MemoryStore implements Runtime {
       const onAbort = (): void => {
         if (!this.pending.delete(requestId)) return;
         state.pending.delete(requestId);
-        this.run(hosted, state.id, this.nextRequestId(), (machine, ctx) => machine.cancel(requestId, ctx));
+        const { type, name } = hosted.ref;
+        this.run(hosted, { kind: "cancel", type, name, session: state.id, requestId: this.nextRequestId(), now: this.clock.now(), target: requestId });
         scope[Symbol.dispose]();
         reject(signal.reason as Error);
       };
@@ -312,6 +592,7 @@ export class MemoryStore implements Runtime {
       };
       this.pending.set(requestId, {
         session: state,
+        hosted,
         resolve: (value) => {
           settle();
           resolve(value);
@@ -337,11 +618,27 @@ export class MemoryStore implements Runtime {
     } catch (error) {
       return Promise.reject(AtomixError.from(error));
     }
+    // Registered once what it may catch up on is durable, so a watcher never sees a change that could be lost.
+    return new Promise((resolve, reject) => {
+      this.afterCommit((error) => {
+        try {
+          if (error !== undefined) throw error;
+          this.checkSession(state);
+          resolve(this.register(state, ref, request));
+        } catch (failure) {
+          reject(AtomixError.from(failure));
+        }
+      });
+    });
+  }
+
+  private register(state: SessionState, ref: PrimitiveRef, request: WatchRequest): AnyStream {
     const hosted = this.hostedFor(ref);
     const capacity = request.bufferSize ?? this.watchBufferSize;
     const watcher: Watcher = {
       filter: request,
       session: state,
+      after: hosted.machine.version,
       queue: new AsyncQueue<AnyEvent>(
         capacity,
         () => new UnavailableError(`watch on ${ref.type} ${ref.name} fell more than ${capacity} events behind; resume from the last version seen`),
@@ -355,7 +652,7 @@ export class MemoryStore implements Runtime {
     for (const event of this.catchUp(hosted, request)) watcher.queue.push(event);
     hosted.watchers.add(watcher);
     state.watchers.add(watcher);
-    return Promise.resolve(streamOf(watcher.queue));
+    return streamOf(watcher.queue, hosted.machine.version);
   }
 
   private catchUp(hosted: Hosted, request: WatchRequest): AnyEvent[] {
@@ -384,10 +681,25 @@ export class MemoryStore implements Runtime {
   }
 }
 
+/** Applies one input to a machine; returns the operation's result (or PENDING). */
+function applyInput(machine: StateMachine<PrimitiveType>, input: MachineInput, ctx: MachineContext<PrimitiveType>): unknown {
+  switch (input.kind) {
+    case "op":
+      return machine.apply(input.operation as Operation<PrimitiveType>, ctx);
+    case "cancel":
+      return machine.cancel(input.target, ctx);
+    case "sessionClosed":
+      return machine.sessionClosed(input.session, ctx);
+    case "expire":
+      return machine.expire(ctx);
+  }
+}
+
 type AnyStream = EventStream<PrimitiveType>;
 
-function streamOf<T extends PrimitiveType>(queue: AsyncQueue<RuntimeEvent<T>>): EventStream<T> {
+function streamOf<T extends PrimitiveType>(queue: AsyncQueue<RuntimeEvent<T>>, startVersion: bigint): EventStream<T> {
   return {
+    startVersion,
     [Symbol.asyncIterator]: () => queue,
     close: async () => {
       await queue.return();
@@ -450,8 +762,7 @@ class MemorySession implements RuntimeSession {
   }
 
   close(): Promise<void> {
-    this.store.endSession(this.state, new UnavailableError(`session ${this.state.id} closed`));
-    return Promise.resolve();
+    return this.store.closeSession(this.state);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -463,4 +774,3 @@ class MemorySession implements RuntimeSession {
 export function createMemoryStore(options?: MemoryStoreOptions): MemoryStore {
   return new MemoryStore(options);
 }
-

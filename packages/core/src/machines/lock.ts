@@ -1,0 +1,153 @@
+/**
+ * The lock: one holder at a time, a FIFO queue of waiters kept in the store, and a fencing
+ * token per grant (the machine's version at the grant, so tokens strictly increase).
+ *
+ * A request that cannot be granted returns PENDING and waits in the queue; it is completed
+ * (`ctx.complete`) when the lock passes to it, or leaves the queue through `cancel` (its caller
+ * aborted or timed out) or `sessionClosed` (its session ended). Nobody polls.
+ *
+ * Durable stores, about `save()`/`restore()`: the queue holds request ids. Those ids name
+ * calls that were waiting in the process that saved the state. After a restart those calls
+ * are gone (their callers saw the connection fail), so a restored queue is a list of waiters
+ * nobody is listening to: granting one would hold the lock for a session that never learns of
+ * it, until that session ends. A store that restores a lock after a restart must therefore call
+ * `cancel(id)` for every id in `pendingRequests()` before accepting new operations (a live
+ * waiter simply asks again). Restoring in the same process, with those calls still parked in the
+ * store, needs nothing more: the ids stay valid.
+ */
+import { FaultError } from "../errors.js";
+import type { LockEvent, Operation, OperationResult } from "../contract/primitives.js";
+import { BaseMachine, optionalVersion, unknownOperation } from "./base.js";
+import { PENDING, type MachineContext, type Pending, type StateMachine } from "./machine.js";
+
+type Ctx = MachineContext<"lock">;
+
+interface Holder {
+  /** The fencing token of this hold. */
+  readonly version: bigint;
+  readonly session: string;
+}
+
+interface Waiter {
+  readonly requestId: string;
+  readonly session: string;
+}
+
+/** What `save()` returns: plain data, structured-clonable. */
+interface SavedLock {
+  version: bigint;
+  holder: Holder | undefined;
+  queue: Waiter[];
+}
+
+export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lock"> {
+  readonly type = "lock";
+  private holder: Holder | undefined;
+  /** Waiting requests, oldest first. Invariant: non-empty only while the lock is held. */
+  private queue: Waiter[] = [];
+
+  apply(operation: Operation<"lock">, ctx: Ctx): OperationResult<"lock"> | Pending {
+    switch (operation.op) {
+      case "lock":
+        if (this.holder === undefined) return { version: this.grant(ctx.session, ctx) };
+        this.queue.push({ requestId: ctx.requestId, session: ctx.session });
+        return PENDING;
+      case "tryLock":
+        if (this.holder === undefined) return { version: this.grant(ctx.session, ctx) };
+        return {};
+      case "unlock": {
+        const version = optionalVersion(operation.version, "version");
+        const holder = this.holder;
+        if (holder === undefined) return { unlocked: false };
+        const matches = version === undefined ? holder.session === ctx.session : holder.version === version;
+        if (!matches) return { unlocked: false };
+        this.release(false, ctx);
+        return { unlocked: true };
+      }
+      case "isLocked": {
+        const version = optionalVersion(operation.version, "version");
+        const holder = this.holder;
+        return { locked: holder !== undefined && (version === undefined || holder.version === version) };
+      }
+      case "get":
+        return this.holder === undefined ? {} : { version: this.holder.version, session: this.holder.session };
+      default:
+        throw unknownOperation(this.type, (operation as { op: unknown }).op);
+    }
+  }
+
+  /** A waiter's caller gave up: it leaves the queue. Nothing else changes, so no event. */
+  override cancel(requestId: string, _ctx: Ctx): void {
+    const index = this.queue.findIndex((w) => w.requestId === requestId);
+    if (index >= 0) this.queue.splice(index, 1);
+  }
+
+  /** The session's waiters leave the queue first, so its hold cannot pass to its own waiter. */
+  override sessionClosed(session: string, ctx: Ctx): void {
+    this.queue = this.queue.filter((w) => w.session !== session);
+    if (this.holder?.session === session) this.release(true, ctx);
+  }
+
+  /** Ids of the requests waiting in the queue, oldest first (see the note on restoring). */
+  pendingRequests(): string[] {
+    return this.queue.map((w) => w.requestId);
+  }
+
+  snapshot(): Array<{ event: LockEvent; version: bigint }> {
+    const holder = this.holder;
+    if (holder === undefined) return [];
+    return [{ event: { type: "locked", lockVersion: holder.version, session: holder.session }, version: holder.version }];
+  }
+
+  save(): SavedLock {
+    return {
+      version: this.version,
+      holder: this.holder === undefined ? undefined : { ...this.holder },
+      queue: this.queue.map((w) => ({ ...w })),
+    };
+  }
+
+  /** Rebuilds a machine from `save()` output. @throws FaultError if the data is not a saved lock. */
+  static restore(saved: unknown): LockMachine {
+    const data = saved as Partial<SavedLock> | null;
+    if (typeof data !== "object" || data === null || typeof data.version !== "bigint" || !Array.isArray(data.queue)) {
+      throw new FaultError("saved lock state is malformed");
+    }
+    const machine = new LockMachine();
+    machine.version = data.version;
+    const holder = data.holder;
+    if (holder !== undefined) {
+      if (typeof holder.version !== "bigint" || typeof holder.session !== "string") {
+        throw new FaultError("saved lock holder is malformed");
+      }
+      machine.holder = { version: holder.version, session: holder.session };
+    }
+    for (const waiter of data.queue as unknown[]) {
+      const w = waiter as Partial<Waiter> | null;
+      if (typeof w !== "object" || w === null || typeof w.requestId !== "string" || typeof w.session !== "string") {
+        throw new FaultError("saved lock queue is malformed");
+      }
+      machine.queue.push({ requestId: w.requestId, session: w.session });
+    }
+    if (machine.holder === undefined && machine.queue.length > 0) throw new FaultError("saved lock has waiters but no holder");
+    return machine;
+  }
+
+  /** Gives the lock to `session`: the new version is its fencing token. */
+  private grant(session: string, ctx: Ctx): bigint {
+    const version = this.version + 1n;
+    this.holder = { version, session };
+    this.publish(ctx, { type: "locked", lockVersion: version, session });
+    return version;
+  }
+
+  /** Ends the current hold and passes the lock to the oldest waiter, if any. */
+  private release(expired: boolean, ctx: Ctx): void {
+    const holder = this.holder;
+    if (holder === undefined) return;
+    this.holder = undefined;
+    this.publish(ctx, { type: "unlocked", lockVersion: holder.version, expired });
+    const next = this.queue.shift();
+    if (next !== undefined) ctx.complete(next.requestId, { version: this.grant(next.session, ctx) });
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The tagged binary encoding of payloads: the contract's operations, results and events
+ * (plain data with bigint, Uint8Array, strings, numbers, booleans, arrays and nested objects)
+ * cross the wire unchanged. The format is documented in `proto/atomix/runtime/v1/runtime.proto`
+ * and `docs/protocol.md`. Decoding is strict: anything malformed throws `InvalidError`.
+ */
+import { InvalidError } from "@atomix-ts/core";
+
+const enum Tag {
+  Undefined = 0x00,
+  Null = 0x01,
+  False = 0x02,
+  True = 0x03,
+  Int = 0x04,
+  Float = 0x05,
+  BigInt = 0x06,
+  String = 0x07,
+  Bytes = 0x08,
+  Array = 0x09,
+  Object = 0x0a,
+}
+
+/** Nesting deeper than this is rejected on both sides (no stack exhaustion from input). */
+export const MAX_DEPTH = 64;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+class Writer {
+  buf: Buffer = Buffer.allocUnsafe(64);
+  pos = 0;
+
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  byte(b: number): void {
+    this.reserve(1);
+    this.buf[this.pos++] = b;
+  }
+
+  /** Unsigned varint of a non-negative safe integer. */
+  varint(n: number): void {
+    this.reserve(10);
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  bigVarint(n: bigint): void {
+    while (n >= 0x80n) {
+      this.byte(Number(n & 0x7fn) | 0x80);
+      n >>= 7n;
+    }
+    this.byte(Number(n));
+  }
+
+  string(s: string): void {
+    // Worst case 3 bytes per UTF-16 unit; write the length after, moving if the guess was off.
+    const max = s.length * 3;
+    this.reserve(max + 10);
+    if (s.length < 0x80 / 3) {
+      const start = this.pos + 1;
+      const written = this.buf.write(s, start, "utf8");
+      this.buf[this.pos] = written;
+      this.pos = start + written;
+    } else {
+      const bytes = Buffer.from(s, "utf8");
+      this.varint(bytes.length);
+      this.raw(bytes);
+    }
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+}
+
+function write(w: Writer, value: unknown, depth: number): void {
+  switch (typeof value) {
+    case "undefined":
+      w.byte(Tag.Undefined);
+      return;
+    case "boolean":
+      w.byte(value ? Tag.True : Tag.False);
+      return;
+    case "number":
+      if (Number.isSafeInteger(value) && !Object.is(value, -0)) {
+        w.byte(Tag.Int);
+        w.varint(value >= 0 ? value * 2 : -value * 2 - 1);
+      } else {
+        w.byte(Tag.Float);
+        w.reserve(8);
+        w.buf.writeDoubleLE(value, w.pos);
+        w.pos += 8;
+      }
+      return;
+    case "bigint":
+      w.byte(Tag.BigInt);
+      w.bigVarint(value >= 0n ? value << 1n : (-value << 1n) - 1n);
+      return;
+    case "string":
+      w.byte(Tag.String);
+      w.string(value);
+      return;
+    case "object":
+      break;
+    default:
+      throw new InvalidError(`cannot encode a ${typeof value} on the wire`);
+  }
+  if (value === null) {
+    w.byte(Tag.Null);
+    return;
+  }
+  if (depth >= MAX_DEPTH) throw new InvalidError(`value nests deeper than ${MAX_DEPTH} levels`);
+  if (value instanceof Uint8Array) {
+    w.byte(Tag.Bytes);
+    w.varint(value.length);
+    w.raw(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    w.byte(Tag.Array);
+    w.varint(value.length);
+    for (const item of value) write(w, item, depth + 1);
+    return;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new InvalidError(`cannot encode a ${(value as object).constructor?.name ?? "non-plain object"} on the wire`);
+  }
+  const record = value as Record<string, unknown>;
+  let count = 0;
+  for (const key in record) if (record[key] !== undefined) count++;
+  w.byte(Tag.Object);
+  w.varint(count);
+  for (const key in record) {
+    const field = record[key];
+    if (field === undefined) continue;
+    w.string(key);
+    write(w, field, depth + 1);
+  }
+}
+
+/** Encodes a plain data value. @throws InvalidError for values that have no encoding (functions, class instances, symbols). */
+export function encodeValue(value: unknown): Uint8Array {
+  const w = new Writer();
+  write(w, value, 0);
+  return w.buf.subarray(0, w.pos);
+}
+
+class Reader {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+
+  fail(what: string): never {
+    throw new InvalidError(`malformed payload: ${what} at byte ${this.pos}`);
+  }
+
+  byte(): number {
+    if (this.pos >= this.buf.length) this.fail("unexpected end");
+    return this.buf[this.pos++]!;
+  }
+
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; ; i++) {
+      const b = this.byte();
+      result += (b & 0x7f) * scale;
+      if (b < 0x80) break;
+      scale *= 0x80;
+      if (i >= 7) this.fail("varint too long");
+    }
+    if (!Number.isSafeInteger(result)) this.fail("varint out of range");
+    return result;
+  }
+
+  bigVarint(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = this.byte();
+      result |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return result;
+      shift += 7n;
+      // 2^64 needs 10 groups; allow generous headroom but not unbounded input.
+      if (shift > 7n * 160n) this.fail("bigint too long");
+    }
+  }
+
+  length(): number {
+    const n = this.varint();
+    if (n > this.buf.length - this.pos) this.fail(`length ${n} beyond the end`);
+    return n;
+  }
+
+  string(): string {
+    const n = this.length();
+    const start = this.pos;
+    this.pos += n;
+    try {
+      return utf8.decode(this.buf.subarray(start, start + n));
+    } catch {
+      return this.fail("invalid UTF-8");
+    }
+  }
+}
+
+function read(r: Reader, depth: number): unknown {
+  const tag = r.byte();
+  switch (tag) {
+    case Tag.Undefined:
+      return undefined;
+    case Tag.Null:
+      return null;
+    case Tag.False:
+      return false;
+    case Tag.True:
+      return true;
+    case Tag.Int: {
+      const z = r.varint();
+      return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
+    }
+    case Tag.Float: {
+      if (r.buf.length - r.pos < 8) r.fail("truncated float");
+      const view = new DataView(r.buf.buffer, r.buf.byteOffset + r.pos, 8);
+      r.pos += 8;
+      return view.getFloat64(0, true);
+    }
+    case Tag.BigInt: {
+      const z = r.bigVarint();
+      return (z & 1n) === 0n ? z >> 1n : -((z + 1n) >> 1n);
+    }
+    case Tag.String:
+      return r.string();
+    case Tag.Bytes: {
+      const n = r.length();
+      // A copy: the caller may keep it while the frame's buffer is reused.
+      const bytes = r.buf.slice(r.pos, r.pos + n);
+      r.pos += n;
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    }
+    case Tag.Array: {
+      if (depth >= MAX_DEPTH) r.fail("nesting too deep");
+      const n = r.varint();
+      if (n > r.buf.length - r.pos) r.fail(`array of ${n} items beyond the end`);
+      const items = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) items[i] = read(r, depth + 1);
+      return items;
+    }
+    case Tag.Object: {
+      if (depth >= MAX_DEPTH) r.fail("nesting too deep");
+      const n = r.varint();
+      if (n > r.buf.length - r.pos) r.fail(`object of ${n} fields beyond the end`);
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        const key = r.string();
+        const value = read(r, depth + 1);
+        if (key === "__proto__") Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+        else object[key] = value;
+      }
+      return object;
+    }
+    default:
+      return r.fail(`unknown tag 0x${tag.toString(16)}`);
+  }
+}
+
+/** Decodes one value; the whole buffer must be consumed. @throws InvalidError if malformed. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  const r = new Reader(bytes);
+  const value = read(r, 0);
+  if (r.pos !== bytes.length) r.fail("trailing bytes");
+  return value;
+}

@@ -1,0 +1,714 @@
+/**
+ * One multiplexed stream to a server, shared by every session of a remote runtime. Operations
+ * queued in the same tick go out as one batch message; answers come back batched the same
+ * way. Each operation keeps its own deadline and cancellation. When the stream breaks it is
+ * reopened with backoff: operations not yet sent wait for it (bounded), operations already sent
+ * fail with `UnavailableError` (they may or may not have been applied, so they are never resent
+ * blindly), and watches resubscribe from the last version they delivered.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  AsyncQueue,
+  AtomixError,
+  UnavailableError,
+  callScope,
+  type CallOptions,
+  type CallScope,
+  type EventStream,
+  type PrimitiveRef,
+  type PrimitiveType,
+  type RuntimeEvent,
+  type WatchRequest,
+  InvalidError,
+} from "@atomix-ts/core";
+import { decodeValue, encodeValue } from "./codec.js";
+import {
+  FRAME_OVERHEAD_BYTES,
+  runtimeService,
+  type ClientBatch,
+  type ClientFrame,
+  type ServerBatch,
+  type ServerFrame,
+  type WireRef,
+} from "./protocol.js";
+import { Status, errorOfStatus } from "./status.js";
+import { unreachable } from "./address.js";
+
+/** What a connection needs to know about the session an operation belongs to. */
+export interface SessionLink {
+  readonly id: string;
+  readonly signal: AbortSignal;
+}
+
+export interface ConnectionOptions {
+  address: string;
+  client: grpc.Client;
+  maxMessageBytes: number;
+  /** After a connection loss, how long an unsent operation waits for a new stream. */
+  reconnectWaitMs: number;
+  /** After the caller gives up on a sent operation, how long to wait for the server's verdict. */
+  cancelGraceMs: number;
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  /** An idle stream (nothing in flight, no watch) is closed after this long, so the process can exit. */
+  idleMs: number;
+  /** Told when a new stream is up after a loss (sessions send a keep-alive then). */
+  onReconnect: () => void;
+}
+
+const enum OpState {
+  Queued,
+  Sent,
+  Done,
+}
+
+interface Op {
+  id: number;
+  readonly session: SessionLink;
+  readonly ref: PrimitiveRef;
+  readonly opName: string;
+  readonly payload: Uint8Array;
+  readonly deadlineAt: number | undefined;
+  readonly queuedAt: number;
+  /** Safe to send again after a connection loss (an unlock of one version). */
+  readonly idempotent: boolean;
+  state: OpState;
+  generation: number;
+  /** The caller's reason for giving up, once it has. */
+  gaveUp: Error | undefined;
+  /** Present while the caller awaits the answer. */
+  settle: { resolve(value: unknown): void; reject(error: Error): void } | undefined;
+  scope: CallScope | undefined;
+  onAbort: (() => void) | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
+}
+
+type Outgoing = { op: Op } | { frame: ClientFrame; size: number };
+
+const MAX_ID = 0xffff_ffff;
+
+export class Connection {
+  private stream: grpc.ClientDuplexStream<ClientBatch, ServerBatch> | undefined;
+  private ready = false;
+  private generation = 0;
+  private everConnected = false;
+  private closed = false;
+  private backoffMs: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private flushScheduled = false;
+  private writeBlocked = false;
+  private outbox: Outgoing[] = [];
+  private readonly inflight = new Map<number, Op>();
+  private readonly watches = new Map<number, RemoteWatch>();
+  private nextOpId = 0;
+  private nextWatchId = 0;
+
+  constructor(private readonly options: ConnectionOptions) {
+    this.backoffMs = options.minBackoffMs;
+  }
+
+  /** Operations sent and not yet answered (diagnostics and tests). */
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Sends one operation; resolves with its result. Rejects with a typed `AtomixError`. */
+  execute(session: SessionLink, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
+    let scope: CallScope;
+    let payload: Uint8Array;
+    try {
+      if (this.closed) throw new UnavailableError(`remote runtime for ${this.options.address} is closed`);
+      scope = callScope(options);
+      if (session.signal.aborted) {
+        scope[Symbol.dispose]();
+        throw session.signal.reason as Error;
+      }
+      if (typeof operation !== "object" || operation === null || typeof operation.op !== "string") {
+        throw new InvalidError("operation must be an object with an 'op' name");
+      }
+      payload = encodeValue(operation);
+      this.checkSize(payload.length, "operation");
+    } catch (error) {
+      return Promise.reject(AtomixError.from(error));
+    }
+    const timeoutMs = options?.timeoutMs;
+    return new Promise((resolve, reject) => {
+      const op: Op = {
+        id: 0,
+        session,
+        ref,
+        opName: operation.op,
+        payload,
+        deadlineAt: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+        queuedAt: Date.now(),
+        idempotent: false,
+        state: OpState.Queued,
+        generation: 0,
+        gaveUp: undefined,
+        settle: { resolve, reject },
+        scope,
+        onAbort: undefined,
+        graceTimer: undefined,
+      };
+      if (scope.signal.aborted === false && (options?.signal !== undefined || timeoutMs !== undefined)) {
+        op.onAbort = () => this.giveUp(op, scope.signal.reason as Error);
+        scope.signal.addEventListener("abort", op.onAbort, { once: true });
+      }
+      this.enqueue({ op });
+    });
+  }
+
+  /** Starts a watch; resolves once the server has registered it. */
+  async watch(session: SessionLink, ref: PrimitiveRef, request: WatchRequest = {}, options?: CallOptions): Promise<EventStream<PrimitiveType>> {
+    if (this.closed) throw new UnavailableError(`remote runtime for ${this.options.address} is closed`);
+    using scope = callScope(options);
+    if (session.signal.aborted) throw session.signal.reason as Error;
+    if (typeof request !== "object" || request === null) throw new InvalidError("watch request must be an object");
+    const bufferSize = request.bufferSize;
+    if (bufferSize !== undefined && (!Number.isSafeInteger(bufferSize) || bufferSize <= 0)) {
+      throw new InvalidError("bufferSize must be a positive integer");
+    }
+    const encoded = encodeValue(request);
+    this.checkSize(encoded.length, "watch request");
+    const watch = new RemoteWatch(this, this.allocWatchId(), session, ref, request, bufferSize ?? 10_000);
+    this.watches.set(watch.id, watch);
+    this.subscribe(watch, encoded);
+    const onAbort = (): void => {
+      watch.failStart(scope.signal.reason as Error);
+    };
+    scope.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await watch.started;
+    } finally {
+      scope.signal.removeEventListener("abort", onAbort);
+    }
+    return watch;
+  }
+
+  /** Stops everything: operations in flight fail, watches end. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.idleTimer);
+    const error = new UnavailableError(`remote runtime for ${this.options.address} closed`);
+    for (const item of this.outbox) if ("op" in item) this.finish(item.op, undefined, error);
+    this.outbox = [];
+    for (const op of [...this.inflight.values()]) this.finish(op, undefined, error);
+    this.inflight.clear();
+    for (const watch of [...this.watches.values()]) watch.fail(error);
+    this.watches.clear();
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.end();
+    stream?.cancel();
+  }
+
+  /** Fails a session's watches when it is lost or closed. */
+  endSession(session: SessionLink, reason: Error): void {
+    for (const watch of [...this.watches.values()]) if (watch.session === session) watch.fail(reason);
+  }
+
+  /* ---------------------------------- sending --------------------------------- */
+
+  private checkSize(bytes: number, what: string): void {
+    const limit = this.options.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    if (bytes > limit) {
+      throw new InvalidError(`${what} of ${bytes} bytes exceeds the message size limit (${limit} bytes of payload)`);
+    }
+  }
+
+  private enqueue(item: Outgoing): void {
+    this.outbox.push(item);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (this.stream === undefined && this.reconnectTimer === undefined) this.openStream();
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || !this.ready) return;
+    this.flushScheduled = true;
+    // setImmediate, not a microtask: every continuation woken by the last answers runs first,
+    // so all the operations they start go out together.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const stream = this.stream;
+    if (stream === undefined || !this.ready || this.writeBlocked) return;
+    const budget = this.options.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    let frames: ClientFrame[] = [];
+    let bytes = 0;
+    let index = 0;
+    const now = Date.now();
+    for (; index < this.outbox.length; index++) {
+      const item = this.outbox[index]!;
+      let frame: ClientFrame;
+      let size: number;
+      if ("op" in item) {
+        const op = item.op;
+        if (op.state !== OpState.Queued) continue;
+        if (op.session.signal.aborted) {
+          this.finish(op, undefined, op.session.signal.reason as Error);
+          continue;
+        }
+        op.id = this.allocOpId();
+        op.state = OpState.Sent;
+        op.generation = this.generation;
+        this.inflight.set(op.id, op);
+        frame = {
+          request: {
+            id: op.id,
+            sessionId: op.session.id,
+            ref: wireRef(op.ref),
+            operation: op.payload,
+            timeoutMs: op.deadlineAt === undefined ? null : Math.min(MAX_ID, Math.max(1, Math.ceil(op.deadlineAt - now))),
+          },
+        };
+        size = op.payload.length + op.ref.name.length + op.session.id.length + 48;
+      } else {
+        frame = item.frame;
+        size = item.size;
+      }
+      if (bytes + size > budget && frames.length > 0) {
+        if (!this.write(stream, frames)) {
+          index++;
+          this.outbox.splice(0, index);
+          // `frame` is already built (and its op registered): send it first after the drain.
+          this.outbox.unshift({ frame, size });
+          return;
+        }
+        frames = [];
+        bytes = 0;
+      }
+      frames.push(frame);
+      bytes += size;
+    }
+    this.outbox = [];
+    if (frames.length > 0) this.write(stream, frames);
+  }
+
+  /** Writes one batch; false when the stream asks to wait for 'drain'. */
+  private write(stream: grpc.ClientDuplexStream<ClientBatch, ServerBatch>, frames: ClientFrame[]): boolean {
+    const ok = stream.write({ frames });
+    if (!ok) {
+      this.writeBlocked = true;
+      stream.once("drain", () => {
+        this.writeBlocked = false;
+        if (stream === this.stream) this.flush();
+      });
+    }
+    return ok;
+  }
+
+  private allocOpId(): number {
+    do this.nextOpId = this.nextOpId >= MAX_ID ? 1 : this.nextOpId + 1;
+    while (this.inflight.has(this.nextOpId));
+    return this.nextOpId;
+  }
+
+  private allocWatchId(): number {
+    do this.nextWatchId = this.nextWatchId >= MAX_ID ? 1 : this.nextWatchId + 1;
+    while (this.watches.has(this.nextWatchId));
+    return this.nextWatchId;
+  }
+
+  /** The caller aborted (its signal or its timeout). */
+  private giveUp(op: Op, reason: Error): void {
+    if (op.state === OpState.Done || op.gaveUp !== undefined) return;
+    op.gaveUp = reason;
+    if (op.state === OpState.Queued) {
+      // Never sent: nothing can have been applied.
+      this.finish(op, undefined, reason);
+      return;
+    }
+    if (op.generation === this.generation && this.ready) {
+      this.enqueue({ frame: { cancel: { id: op.id } }, size: 8 });
+    }
+    op.graceTimer = setTimeout(() => {
+      op.graceTimer = undefined;
+      const settle = op.settle;
+      if (settle === undefined) return;
+      op.settle = undefined;
+      // Stays in flight: a late lock grant is still released when it arrives.
+      settle.reject(
+        new UnavailableError(
+          `${reason.message}; the server at ${this.options.address} did not confirm the cancellation within ` +
+            `${this.options.cancelGraceMs} ms, so the operation may have been applied`,
+          { cause: reason },
+        ),
+      );
+    }, this.options.cancelGraceMs);
+  }
+
+  /** Delivers an operation's outcome to its caller (if it still waits) and forgets it. */
+  private finish(op: Op, result: unknown, error: Error | undefined): void {
+    op.state = OpState.Done;
+    if (op.onAbort !== undefined) op.scope?.signal.removeEventListener("abort", op.onAbort);
+    op.scope?.[Symbol.dispose]();
+    clearTimeout(op.graceTimer);
+    const settle = op.settle;
+    op.settle = undefined;
+    if (error === undefined && op.gaveUp !== undefined && this.releaseIfLockGrant(op, result)) error = op.gaveUp;
+    if (settle === undefined) {
+      if (error === undefined) this.releaseIfLockGrant(op, result);
+      return;
+    }
+    if (error !== undefined) settle.reject(error);
+    else settle.resolve(result);
+  }
+
+  /** A lock granted to a caller that already gave up is released, never leaked. */
+  private releaseIfLockGrant(op: Op, result: unknown): boolean {
+    if (op.ref.type !== "lock" || (op.opName !== "lock" && op.opName !== "tryLock")) return false;
+    const version = (result as { version?: unknown } | undefined)?.version;
+    if (typeof version !== "bigint") return false;
+    if (op.session.signal.aborted) return true;
+    const unlock: Op = {
+      id: 0,
+      session: op.session,
+      ref: op.ref,
+      opName: "unlock",
+      payload: encodeValue({ op: "unlock", version }),
+      deadlineAt: undefined,
+      queuedAt: Date.now(),
+      idempotent: true,
+      state: OpState.Queued,
+      generation: 0,
+      gaveUp: undefined,
+      settle: undefined,
+      scope: undefined,
+      onAbort: undefined,
+      graceTimer: undefined,
+    };
+    this.enqueue({ op: unlock });
+    return true;
+  }
+
+  /** @internal Sends a subscription (first time or after a reconnect). */
+  subscribe(watch: RemoteWatch, encoded: Uint8Array): void {
+    this.enqueue({
+      frame: { subscribe: { watchId: watch.id, sessionId: watch.session.id, ref: wireRef(watch.ref), request: encoded } },
+      size: encoded.length + watch.ref.name.length + 64,
+    });
+  }
+
+  /** @internal A watch ended locally: tell the server (if it knows it) and forget it. */
+  unsubscribe(watch: RemoteWatch): void {
+    if (this.watches.get(watch.id) !== watch) return;
+    this.watches.delete(watch.id);
+    if (this.stream !== undefined && this.ready && !this.closed) {
+      this.enqueue({ frame: { unsubscribe: { watchId: watch.id } }, size: 8 });
+    }
+    this.armIdle();
+  }
+
+  /* --------------------------------- the stream -------------------------------- */
+
+  private openStream(): void {
+    if (this.closed) return;
+    const generation = ++this.generation;
+    const method = runtimeService.Connect;
+    const stream = this.options.client.makeBidiStreamRequest<ClientBatch, ServerBatch>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      new grpc.Metadata(),
+      {},
+    );
+    this.stream = stream;
+    this.ready = false;
+    this.writeBlocked = false;
+    let broken = false;
+    const onBroken = (error: unknown): void => {
+      if (broken) return;
+      broken = true;
+      if (this.stream === stream) this.streamLost(error);
+    };
+    // The server sends headers as soon as it accepts the stream: only then is anything sent.
+    stream.on("metadata", () => {
+      if (this.stream !== stream || broken) return;
+      this.ready = true;
+      this.everConnected = true;
+      this.backoffMs = this.options.minBackoffMs;
+      const reconnected = generation > 1;
+      for (const watch of this.watches.values()) watch.resubscribe();
+      this.scheduleFlush();
+      if (reconnected) this.options.onReconnect();
+    });
+    stream.on("data", (batch: ServerBatch) => {
+      if (this.stream === stream) this.receive(batch);
+    });
+    stream.on("error", onBroken);
+    stream.on("end", () => onBroken(new UnavailableError("the server ended the stream")));
+    stream.on("close", () => onBroken(new UnavailableError("stream closed")));
+  }
+
+  private streamLost(error: unknown): void {
+    const wasReady = this.ready;
+    this.stream = undefined;
+    this.ready = false;
+    this.writeBlocked = false;
+    if (this.closed) return;
+    // Sent and unanswered: the server may or may not have applied them; never resend blindly.
+    const lost = new UnavailableError(
+      `connection to the Atomix runtime at ${this.options.address} was lost; the operation may or may not have been applied`,
+      { cause: error },
+    );
+    const retry: Outgoing[] = [];
+    for (const op of this.inflight.values()) {
+      if (op.idempotent) {
+        op.state = OpState.Queued;
+        retry.push({ op });
+      } else this.finish(op, undefined, lost);
+    }
+    this.inflight.clear();
+    // Cancels and unsubscribes belong to the old stream; ops not yet sent stay queued.
+    this.outbox = [...retry, ...this.outbox.filter((item) => "op" in item && item.op.state === OpState.Queued)];
+    for (const watch of this.watches.values()) watch.streamLost();
+    if (!wasReady) this.failWaiting(error);
+    if (this.outbox.length > 0 || this.watches.size > 0) this.scheduleReconnect();
+  }
+
+  /** After a failed attempt: unsent operations that waited too long fail. */
+  private failWaiting(cause: unknown): void {
+    const limit = this.everConnected ? this.options.reconnectWaitMs : 0;
+    const now = Date.now();
+    const keep: Outgoing[] = [];
+    for (const item of this.outbox) {
+      if ("op" in item && !item.op.idempotent && now - item.op.queuedAt >= limit) {
+        this.finish(item.op, undefined, unreachable(this.options.address, cause));
+      } else keep.push(item);
+    }
+    this.outbox = keep;
+    if (!this.everConnected) {
+      for (const watch of [...this.watches.values()]) {
+        if (!watch.isStarted) watch.fail(unreachable(this.options.address, cause));
+      }
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer !== undefined || this.closed) return;
+    const delay = this.backoffMs * (0.5 + Math.random() / 2);
+    this.backoffMs = Math.min(this.options.maxBackoffMs, this.backoffMs * 2);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.closed || this.stream !== undefined) return;
+      if (this.outbox.length > 0 || this.watches.size > 0) this.openStream();
+    }, delay);
+  }
+
+  /** Closes an idle stream after a while, so an idle client does not keep the process alive. */
+  private armIdle(): void {
+    if (this.idleTimer !== undefined || this.inflight.size > 0 || this.outbox.length > 0 || this.watches.size > 0) return;
+    if (this.stream === undefined) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.inflight.size > 0 || this.outbox.length > 0 || this.watches.size > 0) return;
+      const stream = this.stream;
+      this.stream = undefined;
+      this.ready = false;
+      stream?.end();
+    }, this.options.idleMs);
+    this.idleTimer.unref();
+  }
+
+  /* --------------------------------- receiving -------------------------------- */
+
+  private receive(batch: ServerBatch): void {
+    for (const frame of batch.frames) {
+      try {
+        this.receiveFrame(frame);
+      } catch (error) {
+        // A frame we cannot decode fails what it was for, never the whole connection.
+        const id = frame.result?.id;
+        const op = id === undefined ? undefined : this.inflight.get(id);
+        if (op !== undefined) {
+          this.inflight.delete(op.id);
+          this.finish(op, undefined, AtomixError.from(error));
+        }
+      }
+    }
+    this.armIdle();
+  }
+
+  private receiveFrame(frame: ServerFrame): void {
+    if (frame.result != null) {
+      const op = this.inflight.get(frame.result.id);
+      if (op === undefined) return;
+      this.inflight.delete(op.id);
+      this.finish(op, decodeValue(frame.result.result), undefined);
+    } else if (frame.failure != null) {
+      const { id, code, message } = frame.failure;
+      const op = this.inflight.get(id);
+      if (op === undefined) return;
+      this.inflight.delete(id);
+      const aborted = op.gaveUp !== undefined && (code === Status.CANCELLED || code === Status.DEADLINE_EXCEEDED);
+      this.finish(op, undefined, aborted ? op.gaveUp : errorOfStatus(code, message));
+    } else if (frame.watchStarted != null) {
+      const { watchId, startVersion } = frame.watchStarted;
+      this.watches.get(watchId)?.onStarted(startVersion === "" ? undefined : BigInt(startVersion));
+    } else if (frame.watchEvents != null) {
+      const watch = this.watches.get(frame.watchEvents.watchId);
+      if (watch === undefined) return;
+      const events = decodeValue(frame.watchEvents.events);
+      if (!Array.isArray(events)) throw new InvalidError("watch events payload is not an array");
+      watch.onEvents(events as RuntimeEvent<PrimitiveType>[]);
+    } else if (frame.watchEnded != null) {
+      const { watchId, code, message } = frame.watchEnded;
+      const watch = this.watches.get(watchId);
+      if (watch === undefined) return;
+      this.watches.delete(watchId);
+      if (code === Status.OK) watch.end();
+      else watch.fail(errorOfStatus(code, message));
+    }
+  }
+}
+
+function wireRef(ref: PrimitiveRef): WireRef {
+  return { type: ref.type, name: ref.name, tags: ref.tags === undefined ? null : [...ref.tags] };
+}
+
+/**
+ * A watch over the stream. Survives reconnects: it resubscribes from the last version it
+ * delivered, and drops anything at or below it, so the consumer sees no gap and no duplicate.
+ */
+export class RemoteWatch implements EventStream<PrimitiveType> {
+  readonly queue: AsyncQueue<RuntimeEvent<PrimitiveType>>;
+  readonly started: Promise<void>;
+  private startWaiter: { resolve(): void; reject(error: Error): void } | undefined;
+  /** Subscribed on the current stream. */
+  private active = false;
+  /** Where to resume from if nothing was delivered: the version the first subscription started at. */
+  private base: bigint | undefined;
+  /** Version of the last change (or reset) delivered. */
+  private lastVersion: bigint | undefined;
+  private deliveredInitial = false;
+
+  constructor(
+    private readonly connection: Connection,
+    readonly id: number,
+    readonly session: SessionLink,
+    readonly ref: PrimitiveRef,
+    private readonly request: WatchRequest,
+    capacity: number,
+  ) {
+    this.queue = new AsyncQueue(
+      capacity,
+      () =>
+        new UnavailableError(
+          `watch on ${ref.type} ${ref.name} fell more than ${capacity} events behind; resume from the last version seen`,
+        ),
+      () => this.connection.unsubscribe(this),
+    );
+    this.started = new Promise<void>((resolve, reject) => {
+      this.startWaiter = { resolve, reject };
+    });
+    this.active = true;
+  }
+
+  get isStarted(): boolean {
+    return this.startWaiter === undefined;
+  }
+
+  onStarted(startVersion: bigint | undefined): void {
+    if (this.startWaiter !== undefined) {
+      this.base = this.request.fromVersion ?? startVersion;
+      const waiter = this.startWaiter;
+      this.startWaiter = undefined;
+      waiter.resolve();
+    }
+  }
+
+  onEvents(events: RuntimeEvent<PrimitiveType>[]): void {
+    for (const event of events) {
+      if (event.type === "reset") {
+        this.lastVersion = event.version;
+      } else if (event.initial === true) {
+        this.deliveredInitial = true;
+      } else {
+        if (this.lastVersion !== undefined && event.version <= this.lastVersion) continue;
+        this.lastVersion = event.version;
+      }
+      this.queue.push(event);
+    }
+  }
+
+  streamLost(): void {
+    this.active = false;
+  }
+
+  /** Called when a new stream is up. */
+  resubscribe(): void {
+    if (this.active || this.queue.closed) return;
+    if (this.startWaiter !== undefined) {
+      // Never started: subscribe as first asked.
+      this.active = true;
+      this.connection.subscribe(this, encodeValue(this.request));
+      return;
+    }
+    const { key, prefix, bufferSize } = this.request;
+    let request: WatchRequest;
+    if (this.lastVersion === undefined && this.request.replay === true) {
+      if (this.deliveredInitial) {
+        this.fail(
+          new UnavailableError(
+            `connection to the server was lost while the watch on ${this.ref.type} ${this.ref.name} was replaying its state; watch again`,
+          ),
+        );
+        return;
+      }
+      request = this.request;
+    } else {
+      const from = this.lastVersion ?? this.base;
+      if (from === undefined) {
+        this.fail(
+          new UnavailableError(
+            `connection to the server was lost and the store did not report a version for the watch on ${this.ref.type} ${this.ref.name} to resume from; watch again`,
+          ),
+        );
+        return;
+      }
+      request = { key, prefix, bufferSize, fromVersion: from };
+    }
+    this.active = true;
+    this.connection.subscribe(this, encodeValue(request));
+  }
+
+  /** The server ended the watch normally. */
+  end(): void {
+    this.queue.end();
+  }
+
+  fail(error: Error): void {
+    this.failStart(error);
+    this.queue.fail(error);
+  }
+
+  /** Fails a watch that has not started yet (its `watch()` call rejects). */
+  failStart(error: Error): void {
+    if (this.startWaiter === undefined) return;
+    const waiter = this.startWaiter;
+    this.startWaiter = undefined;
+    waiter.reject(error);
+    void this.queue.return();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<RuntimeEvent<PrimitiveType>> {
+    return this.queue;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.return();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The server's configuration: which stores it hosts and the rules that route primitives to
+ * them (see docs/server-config.md). A JSON file for `atomix serve --config`, an object in code.
+ *
+ * ```json
+ * {
+ *   "stores": { "main": { "type": "memory" }, "durable": { "type": "sqlite", "dataDir": "./data" } },
+ *   "routes": [{ "type": ["lock", "election"], "name": "jobs/**", "store": "durable" },
+ *              { "tags": ["durable"], "store": "durable" }],
+ *   "defaultStore": "main"
+ * }
+ * ```
+ */
+import { readFile } from "node:fs/promises";
+import {
+  InvalidError,
+  createMemoryStore,
+  createRoutingRuntime,
+  type RouteRule,
+  type Runtime,
+} from "@atomix-ts/core";
+
+/** One store: its `type` selects the factory; other fields are that store type's options. */
+export interface StoreConfig {
+  type: string;
+  /** Where a durable store keeps its files (relative paths resolve against the config file). */
+  dataDir?: string | undefined;
+  [option: string]: unknown;
+}
+
+export interface ServerConfig {
+  /** Stores by name (at least one). */
+  stores: Record<string, StoreConfig>;
+  /** Routing rules, first match wins. */
+  routes?: RouteRule[] | undefined;
+  /** Store for primitives no rule matches; optional when there is one store. */
+  defaultStore?: string | undefined;
+}
+
+/** Builds a store from its configuration. */
+export type StoreFactory = (config: StoreConfig, context: { name: string }) => Runtime | Promise<Runtime>;
+
+const storeFactories = new Map<string, StoreFactory>([["memory", () => createMemoryStore()]]);
+
+/** Makes a store type available to configurations (`sqlite`, `etcd` register themselves here). */
+export function registerStoreType(type: string, factory: StoreFactory): void {
+  storeFactories.set(type, factory);
+}
+
+/** The store types this build knows. */
+export function storeTypes(): string[] {
+  return [...storeFactories.keys()];
+}
+
+/** The configuration `atomix serve --store TYPE [--data-dir DIR]` stands for: everything in one store. */
+export function singleStoreConfig(type: string, dataDir?: string): ServerConfig {
+  return { stores: { [type]: dataDir === undefined ? { type } : { type, dataDir } } };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Checks a configuration read from JSON. @throws InvalidError saying what is wrong. */
+export function parseConfig(value: unknown): ServerConfig {
+  if (!isRecord(value)) throw new InvalidError("configuration must be a JSON object");
+  for (const key of Object.keys(value)) {
+    if (!["stores", "routes", "defaultStore"].includes(key)) throw new InvalidError(`unknown configuration field ${JSON.stringify(key)}`);
+  }
+  const { stores, routes, defaultStore } = value;
+  if (!isRecord(stores) || Object.keys(stores).length === 0) throw new InvalidError("configuration needs \"stores\": an object naming at least one store");
+  for (const [name, store] of Object.entries(stores)) {
+    if (!isRecord(store) || typeof store["type"] !== "string") throw new InvalidError(`store ${JSON.stringify(name)} needs a "type"`);
+    if (store["dataDir"] !== undefined && typeof store["dataDir"] !== "string") throw new InvalidError(`store ${JSON.stringify(name)}: dataDir must be a string`);
+  }
+  if (routes !== undefined && !Array.isArray(routes)) throw new InvalidError("\"routes\" must be an array of rules");
+  if (defaultStore !== undefined && typeof defaultStore !== "string") throw new InvalidError("\"defaultStore\" must be a store name");
+  const config: ServerConfig = { stores: stores as Record<string, StoreConfig>, routes: routes as RouteRule[] | undefined, defaultStore };
+  // Validates the rules against the store names without building any store.
+  createRoutingRuntime({ stores: Object.fromEntries(Object.keys(stores).map((name) => [name, placeholder])), rules: config.routes, defaultStore });
+  return config;
+}
+
+const placeholder: Runtime = {
+  description: "placeholder",
+  openSession: () => Promise.reject(new InvalidError("placeholder store")),
+  close: () => Promise.resolve(),
+  [Symbol.asyncDispose]: () => Promise.resolve(),
+};
+
+/** Reads and checks a JSON configuration file. @throws InvalidError if it is unreadable or invalid. */
+export async function loadConfigFile(path: string): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (cause) {
+    throw new InvalidError(`cannot read configuration file ${path}: ${(cause as Error).message}`, { cause });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new InvalidError(`configuration file ${path} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    return parseConfig(json);
+  } catch (error) {
+    throw new InvalidError(`configuration file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * Builds the hosted runtime: every store, behind a routing runtime (which closes them).
+ * @throws InvalidError for an unknown store type or a bad rule; whatever a store factory throws.
+ */
+export async function buildRuntime(config: ServerConfig): Promise<Runtime> {
+  const checked = parseConfig(config);
+  const built: Record<string, Runtime> = {};
+  try {
+    for (const [name, store] of Object.entries(checked.stores)) {
+      const factory = storeFactories.get(store.type);
+      if (factory === undefined) {
+        throw new InvalidError(`store ${JSON.stringify(name)} has type ${JSON.stringify(store.type)}, which this build does not provide (known: ${storeTypes().join(", ")})`);
+      }
+      built[name] = await factory(store, { name });
+    }
+  } catch (error) {
+    await Promise.all(Object.values(built).map((store) => store.close()));
+    throw error;
+  }
+  return createRoutingRuntime({ stores: built, rules: checked.routes, defaultStore: checked.defaultStore });
+}

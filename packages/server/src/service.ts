@@ -1,0 +1,447 @@
+/**
+ * The gRPC service layer, kept thin: decode a frame, call the hosted `Runtime`, encode what it
+ * answers. Everything about primitives lives in the runtime and its stores; a second front-end
+ * (the Atomix 4 API) can host the same runtime next to this one.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  CanceledError,
+  InvalidError,
+  TimeoutError,
+  UnavailableError,
+  type EventStream,
+  type Operation,
+  type PrimitiveRef,
+  type PrimitiveType,
+  type RuntimeEvent,
+  type RuntimeSession,
+  type WatchRequest,
+} from "@atomix-ts/core";
+import {
+  FRAME_OVERHEAD_BYTES,
+  Status,
+  decodeValue,
+  encodeValue,
+  statusOf,
+  type ClientBatch,
+  type Empty,
+  type KeepAliveResponse,
+  type OpenSessionRequest,
+  type OpenSessionResponse,
+  type ServerBatch,
+  type ServerFrame,
+  type SessionIdRequest,
+  type WireRef,
+  type WireRequest,
+  type WireSubscribe,
+  type WireStatus,
+} from "@atomix-ts/remote";
+import type { SessionTable } from "./sessions.js";
+
+/** What every handler shares with the server. */
+export interface ServiceContext {
+  readonly sessions: SessionTable;
+  readonly maxMessageBytes: number;
+  /** Set when the server starts shutting down: no new sessions, operations or watches. */
+  shuttingDown: boolean;
+  /** Open Connect streams, for shutdown. */
+  readonly streams: Set<StreamHandler>;
+}
+
+function serviceError(status: WireStatus): Partial<grpc.StatusObject> {
+  return { code: status.code, details: status.message };
+}
+
+const shuttingDown = (): UnavailableError => new UnavailableError("the server is shutting down");
+
+/** The SessionService handlers. */
+export function sessionServiceHandlers(context: ServiceContext): grpc.UntypedServiceImplementation {
+  const open: grpc.handleUnaryCall<OpenSessionRequest, OpenSessionResponse> = (call, callback) => {
+    if (context.shuttingDown) return callback(serviceError(statusOf(shuttingDown())));
+    context.sessions.open(call.request.ttlMs).then(
+      (session) => callback(null, { sessionId: session.id, ttlMs: session.ttlMs ?? 0 }),
+      (error: unknown) => callback(serviceError(statusOf(error))),
+    );
+  };
+  const keepAlive: grpc.handleUnaryCall<SessionIdRequest, KeepAliveResponse> = (call, callback) => {
+    context.sessions.keepAlive(call.request.sessionId).then(
+      (session) => callback(null, { ttlMs: session.ttlMs ?? 0 }),
+      (error: unknown) => callback(serviceError(statusOf(error))),
+    );
+  };
+  const close: grpc.handleUnaryCall<SessionIdRequest, Empty> = (call, callback) => {
+    context.sessions.close(call.request.sessionId).then(
+      () => callback(null, {}),
+      (error: unknown) => callback(serviceError(statusOf(error))),
+    );
+  };
+  return { Open: open, KeepAlive: keepAlive, Close: close };
+}
+
+/** The RuntimeService handler: one `StreamHandler` per Connect stream. */
+export function runtimeServiceHandlers(context: ServiceContext): grpc.UntypedServiceImplementation {
+  const connect: grpc.handleBidiStreamingCall<ClientBatch, ServerBatch> = (call) => {
+    if (context.shuttingDown) {
+      call.emit("error", { code: Status.UNAVAILABLE, details: "the server is shutting down" });
+      return;
+    }
+    new StreamHandler(call, context).start();
+  };
+  return { Connect: connect };
+}
+
+function refOf(wire: WireRef | null | undefined): PrimitiveRef {
+  if (wire == null) throw new InvalidError("a primitive reference is required");
+  return { type: wire.type as PrimitiveType, name: wire.name, tags: wire.tags == null || wire.tags.length === 0 ? undefined : [...wire.tags] };
+}
+
+/** A watch served on a stream. */
+interface Served {
+  readonly id: number;
+  stream: EventStream<PrimitiveType> | undefined;
+  /** Events read from the runtime, not yet in an outgoing frame. */
+  pending: RuntimeEvent<PrimitiveType>[];
+  /** Set when the watch must stop: by the client (no answer needed) or with this status. */
+  stop: { status: WireStatus | undefined } | undefined;
+}
+
+type Outgoing = { frame: ServerFrame; size: number } | { watch: Served };
+
+/** One Connect stream: requests, cancels and watches multiplexed, answers batched per tick. */
+export class StreamHandler {
+  private readonly inflight = new Map<number, AbortController>();
+  private readonly watches = new Map<number, Served>();
+  /** Aborts when the stream ends: ends the subscription phase of watches. */
+  private readonly ended = new AbortController();
+  private out: Outgoing[] = [];
+  private flushScheduled = false;
+  private blocked = false;
+  private drainWaiters: Array<() => void> = [];
+  private draining = false;
+  private closed = false;
+  private idle: (() => void) | undefined;
+
+  constructor(
+    private readonly call: grpc.ServerDuplexStream<ClientBatch, ServerBatch>,
+    private readonly context: ServiceContext,
+  ) {}
+
+  start(): void {
+    this.context.streams.add(this);
+    // Headers first: the client sends operations only once it sees them.
+    this.call.sendMetadata(new grpc.Metadata());
+    this.call.on("data", (batch: ClientBatch) => this.receive(batch));
+    this.call.on("end", () => {
+      this.finish();
+      this.call.end();
+    });
+    this.call.on("error", () => this.finish());
+    this.call.on("cancelled", () => this.finish());
+    this.call.on("close", () => this.finish());
+    this.call.on("drain", () => {
+      this.blocked = false;
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+      this.flush();
+    });
+  }
+
+  /**
+   * Graceful end: watches end with UNAVAILABLE, new requests are refused, requests in flight
+   * get their answers (bounded by `graceMs`, after which their signals abort), then the stream ends.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.closed) return;
+    this.draining = true;
+    for (const served of this.watches.values()) this.stopWatch(served, statusOf(shuttingDown()));
+    if (this.inflight.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const controller of this.inflight.values()) controller.abort(shuttingDown());
+          resolve();
+        }, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.idle = undefined;
+    }
+    // Let the answers and watch ends go out before the stream ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.flush();
+    if (!this.closed) this.call.end();
+  }
+
+  /** The client went away (or the stream failed): abort everything it had in flight. */
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.context.streams.delete(this);
+    const gone = new CanceledError("the client's stream ended");
+    this.ended.abort(gone);
+    for (const controller of this.inflight.values()) controller.abort(gone);
+    for (const served of this.watches.values()) this.stopWatch(served, undefined);
+    this.out = [];
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private receive(batch: ClientBatch): void {
+    for (const frame of batch.frames) {
+      if (frame.request != null) this.request(frame.request);
+      else if (frame.cancel != null) this.inflight.get(frame.cancel.id)?.abort(new CanceledError("canceled by the client"));
+      else if (frame.subscribe != null) void this.subscribe(frame.subscribe);
+      else if (frame.unsubscribe != null) {
+        const served = this.watches.get(frame.unsubscribe.watchId);
+        if (served !== undefined) this.stopWatch(served, undefined);
+      }
+    }
+  }
+
+  /* ------------------------------------ operations ----------------------------------- */
+
+  private request(request: WireRequest): void {
+    const id = request.id;
+    if (this.inflight.has(id)) {
+      this.fail(id, statusOf(new InvalidError(`request id ${id} is already in flight on this stream`)));
+      return;
+    }
+    if (this.draining) {
+      this.fail(id, statusOf(shuttingDown()));
+      return;
+    }
+    let ref: PrimitiveRef;
+    let operation: Operation<PrimitiveType>;
+    try {
+      ref = refOf(request.ref);
+      operation = decodeValue(request.operation) as Operation<PrimitiveType>;
+    } catch (error) {
+      this.fail(id, statusOf(error));
+      return;
+    }
+    const controller = new AbortController();
+    this.inflight.set(id, controller);
+    const timeoutMs = request.timeoutMs;
+    const timer =
+      timeoutMs == null
+        ? undefined
+        : setTimeout(() => controller.abort(new TimeoutError(`operation timed out after ${timeoutMs} ms`)), timeoutMs);
+    const options = { signal: controller.signal };
+    const known = this.context.sessions.get(request.sessionId);
+    let run: Promise<unknown>;
+    let session: RuntimeSession | undefined = known;
+    try {
+      run =
+        known !== undefined
+          ? known.execute(ref, operation, options)
+          : this.context.sessions.resolve(request.sessionId, options).then((resolved) => {
+              session = resolved;
+              return resolved.execute(ref, operation, options);
+            });
+    } catch (error) {
+      run = Promise.reject(error as Error);
+    }
+    run.then(
+      (result) => {
+        this.settled(id, timer);
+        if (this.closed) {
+          if (session !== undefined) releaseGrant(session, ref, operation, result);
+          return;
+        }
+        let payload: Uint8Array;
+        try {
+          payload = encodeValue(result);
+          this.checkSize(payload.length, "result");
+        } catch (error) {
+          this.fail(id, statusOf(error));
+          return;
+        }
+        this.push({ frame: { result: { id, result: payload } }, size: payload.length + 16 });
+      },
+      (error: unknown) => {
+        this.settled(id, timer);
+        this.fail(id, statusOf(error));
+      },
+    );
+  }
+
+  private settled(id: number, timer: NodeJS.Timeout | undefined): void {
+    if (timer !== undefined) clearTimeout(timer);
+    this.inflight.delete(id);
+    if (this.inflight.size === 0) this.idle?.();
+  }
+
+  private fail(id: number, status: WireStatus): void {
+    if (this.closed) return;
+    this.push({ frame: { failure: { id, code: status.code, message: status.message } }, size: status.message.length + 24 });
+  }
+
+  private checkSize(bytes: number, what: string): void {
+    const limit = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    if (bytes > limit) {
+      throw new InvalidError(`${what} of ${bytes} bytes exceeds the message size limit (${limit} bytes); ask for less (a smaller page)`);
+    }
+  }
+
+  /* -------------------------------------- watches ------------------------------------ */
+
+  private async subscribe(subscribe: WireSubscribe): Promise<void> {
+    const id = subscribe.watchId;
+    if (this.watches.has(id)) {
+      this.watchEnded(id, statusOf(new InvalidError(`watch id ${id} is already in use on this stream`)));
+      return;
+    }
+    if (this.draining) {
+      this.watchEnded(id, statusOf(shuttingDown()));
+      return;
+    }
+    const served: Served = { id, stream: undefined, pending: [], stop: undefined };
+    this.watches.set(id, served);
+    let stream: EventStream<PrimitiveType>;
+    try {
+      const ref = refOf(subscribe.ref);
+      const request = decodeValue(subscribe.request);
+      if (typeof request !== "object" || request === null || Array.isArray(request)) {
+        throw new InvalidError("watch request must be an object");
+      }
+      const session = await this.context.sessions.resolve(subscribe.sessionId);
+      stream = await session.watch(ref, request as WatchRequest, { signal: this.ended.signal });
+    } catch (error) {
+      this.watches.delete(id);
+      if (served.stop === undefined) this.watchEnded(id, statusOf(error));
+      else if (served.stop.status !== undefined) this.watchEnded(id, served.stop.status);
+      return;
+    }
+    served.stream = stream;
+    if (served.stop !== undefined) {
+      this.watches.delete(id);
+      await stream.close();
+      if (served.stop.status !== undefined) this.watchEnded(id, served.stop.status);
+      return;
+    }
+    this.push({ frame: { watchStarted: { watchId: id, startVersion: stream.startVersion?.toString() ?? "" } }, size: 32 });
+    await this.pump(served, stream);
+  }
+
+  /** Moves events from the runtime to the stream, pausing while the client reads slowly. */
+  private async pump(served: Served, stream: EventStream<PrimitiveType>): Promise<void> {
+    const iterator = stream[Symbol.asyncIterator]();
+    let status: WireStatus | undefined = { code: Status.OK, message: "" };
+    try {
+      for (;;) {
+        if (this.blocked && !this.closed) await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+        const next = await iterator.next();
+        if (next.done === true) break;
+        if (served.stop !== undefined) break;
+        if (served.pending.length === 0) this.push({ watch: served });
+        served.pending.push(next.value);
+      }
+    } catch (error) {
+      status = statusOf(error);
+    }
+    this.watches.delete(served.id);
+    await stream.close();
+    if (served.stop !== undefined) status = served.stop.status;
+    if (status !== undefined) this.watchEnded(served.id, status);
+  }
+
+  /** Ends a watch: `status` undefined when the client asked (it needs no answer). */
+  private stopWatch(served: Served, status: WireStatus | undefined): void {
+    if (served.stop !== undefined) return;
+    served.stop = { status };
+    // Ends the runtime's stream: the pump's pending next() returns and it sends the end.
+    void served.stream?.close();
+  }
+
+  private watchEnded(id: number, status: WireStatus): void {
+    if (this.closed) return;
+    this.push({ frame: { watchEnded: { watchId: id, code: status.code, message: status.message } }, size: status.message.length + 24 });
+  }
+
+  /* -------------------------------------- sending ------------------------------------ */
+
+  private push(item: Outgoing): void {
+    if (this.closed) return;
+    this.out.push(item);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Writes everything ready, in order, in batches under the message size limit. */
+  private flush(): void {
+    if (this.closed || this.blocked) return;
+    const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    let frames: ServerFrame[] = [];
+    let bytes = 0;
+    let index = 0;
+    const emit = (frame: ServerFrame, size: number): boolean => {
+      if (bytes + size > budget && frames.length > 0) {
+        const ok = this.call.write({ frames });
+        frames = [];
+        bytes = 0;
+        if (!ok) this.blocked = true;
+      }
+      frames.push(frame);
+      bytes += size;
+      return !this.blocked;
+    };
+    for (; index < this.out.length; index++) {
+      const item = this.out[index]!;
+      if ("frame" in item) {
+        if (!emit(item.frame, item.size)) {
+          index++;
+          break;
+        }
+        continue;
+      }
+      const served = item.watch;
+      const events = served.pending;
+      served.pending = [];
+      let ok = true;
+      for (const [payload, size] of this.encodeEvents(served, events)) {
+        ok = emit({ watchEvents: { watchId: served.id, events: payload } }, size) && ok;
+      }
+      if (!ok) {
+        index++;
+        break;
+      }
+    }
+    this.out = this.out.slice(index);
+    // Whatever is left waits for 'drain', which flushes again.
+    if (frames.length > 0 && !this.call.write({ frames })) this.blocked = true;
+  }
+
+  /** Encodes events in as few payloads as fit the size limit. */
+  private *encodeEvents(served: Served, events: RuntimeEvent<PrimitiveType>[]): Generator<[Uint8Array, number]> {
+    if (events.length === 0) return;
+    const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
+    const payload = encodeValue(events);
+    if (payload.length <= budget) {
+      yield [payload, payload.length + 16];
+      return;
+    }
+    if (events.length === 1) {
+      this.stopWatch(served, statusOf(new InvalidError(`an event of ${payload.length} bytes exceeds the message size limit`)));
+      return;
+    }
+    const half = Math.ceil(events.length / 2);
+    yield* this.encodeEvents(served, events.slice(0, half));
+    yield* this.encodeEvents(served, events.slice(half));
+  }
+}
+
+/** A lock granted to a request whose stream has gone is released, never leaked. */
+function releaseGrant(session: RuntimeSession, ref: PrimitiveRef, operation: Operation<PrimitiveType>, result: unknown): void {
+  const op = (operation as { op: string }).op;
+  if (ref.type !== "lock" || (op !== "lock" && op !== "tryLock")) return;
+  const version = (result as { version?: unknown } | undefined)?.version;
+  if (typeof version !== "bigint") return;
+  session.execute(ref as PrimitiveRef<"lock">, { op: "unlock", version }).catch(() => undefined);
+}

@@ -1,0 +1,272 @@
+/**
+ * The one place the etcd store talks to etcd: ranges, transactions and leases over etcd3's
+ * raw RPC clients, with a deadline on every call and foreign errors mapped exactly once to
+ * `AtomixError`s. Writes are never retried (a retried write whose first attempt landed would
+ * apply twice); reads are retried on transient errors, which is always safe.
+ */
+import { noop } from "cockatiel";
+import {
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  ClientClosedError,
+  EtcdLeaseInvalidError,
+  GRPCCancelledError,
+  GRPCResourceExhastedError,
+  GRPCInvalidArgumentError,
+  GRPCFailedPreconditionError,
+  GRPCOutOfRangeError,
+  isRecoverableError,
+  type ICompare,
+  type IKeyValue,
+  type IRequestOp,
+  type IRangeResponse,
+  type ITxnResponse,
+} from "etcd3";
+import {
+  AtomixError,
+  CanceledError,
+  FaultError,
+  InvalidError,
+  TimeoutError,
+  UnavailableError,
+  UnknownError,
+  raceSignal,
+} from "@atomix-ts/core";
+
+export type { ICompare, IKeyValue, IRequestOp, IRangeResponse, ITxnResponse };
+
+export interface EtcdIoOptions {
+  endpoints: string[];
+  /** Deadline of each etcd call (default 5000 ms). */
+  requestTimeoutMs?: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A key as etcd bytes. */
+export const kb = (key: string): Buffer => Buffer.from(enc.encode(key));
+/** etcd bytes as a string key. */
+export const ks = (key: Buffer): string => dec.decode(key);
+
+/** The end of the range of every key starting with `prefix` (etcd's prefix convention). */
+export function prefixEnd(prefix: string): Buffer {
+  const bytes = Buffer.from(kb(prefix));
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i]! < 0xff) {
+      bytes[i]! += 1;
+      return bytes.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** Compares and operations, written once so recipes read like the txn they send. */
+export const cmp = {
+  /** The key does not exist. */
+  absent: (key: string): ICompare => ({ key: kb(key), target: "Create", result: "Equal", create_revision: 0 }),
+  /** The key was last modified at `rev` (0 = absent). */
+  modIs: (key: string, rev: bigint): ICompare => ({ key: kb(key), target: "Mod", result: "Equal", mod_revision: String(rev) }),
+  /** The key was created at `rev`. */
+  createdAt: (key: string, rev: bigint): ICompare => ({
+    key: kb(key),
+    target: "Create",
+    result: "Equal",
+    create_revision: String(rev),
+  }),
+  /** No key in the range [start, end) exists. */
+  rangeEmpty: (start: string, end: Buffer): ICompare => ({ key: kb(start), range_end: end, target: "Version", result: "Equal", version: 0 }),
+  /** Every key in [start, end) was created after `rev`. */
+  rangeCreatedAfter: (start: string, end: Buffer, rev: bigint): ICompare => ({
+    key: kb(start),
+    range_end: end,
+    target: "Create",
+    result: "Greater",
+    create_revision: String(rev),
+  }),
+};
+
+export const op = {
+  put: (key: string, value: Uint8Array, lease?: string): IRequestOp => ({
+    request_put: { key: kb(key), value: Buffer.from(value), lease: lease ?? 0, prev_kv: true },
+  }),
+  del: (key: string): IRequestOp => ({ request_delete_range: { key: kb(key), prev_kv: true } }),
+  delRange: (start: string, end: Buffer): IRequestOp => ({ request_delete_range: { key: kb(start), range_end: end, prev_kv: true } }),
+  get: (key: string): IRequestOp => ({ request_range: { key: kb(key) } }),
+  range: (start: string, end: Buffer): IRequestOp => ({ request_range: { key: kb(start), range_end: end } }),
+};
+
+export interface RangeOptions {
+  end?: Buffer | undefined;
+  revision?: bigint | undefined;
+  limit?: number | undefined;
+  countOnly?: boolean | undefined;
+  keysOnly?: boolean | undefined;
+  sortByCreate?: boolean | undefined;
+  /** Only keys created at or before this revision. */
+  maxCreate?: bigint | undefined;
+}
+
+/** Thrown by `range` at a revision that was compacted away. */
+export class CompactedError extends FaultError {}
+
+export class EtcdIo {
+  readonly client: Etcd3;
+  private readonly requestTimeoutMs: number;
+  readonly endpoints: string[];
+
+  constructor(options: EtcdIoOptions) {
+    if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+      throw new InvalidError("the etcd store needs at least one endpoint");
+    }
+    this.endpoints = options.endpoints;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      // No global retry: a write whose reply was lost may have applied. Reads retry below.
+      // No per-host circuit breaker either: each call picks a host; a dead one fails fast.
+      faultHandling: { global: noop, host: () => noop },
+      grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 },
+    });
+  }
+
+  private deadline(): { deadline: Date } {
+    return { deadline: new Date(Date.now() + this.requestTimeoutMs) };
+  }
+
+  /** Reads a key or range; retried on transient errors. */
+  async range(key: string, options: RangeOptions = {}, signal?: AbortSignal): Promise<IRangeResponse> {
+    return this.read(
+      () =>
+        this.client.kv.range(
+          {
+            key: kb(key),
+            range_end: options.end,
+            revision: options.revision === undefined ? undefined : String(options.revision),
+            limit: options.limit,
+            count_only: options.countOnly,
+            keys_only: options.keysOnly,
+            sort_order: options.sortByCreate === true ? "Ascend" : undefined,
+            sort_target: options.sortByCreate === true ? "Create" : undefined,
+            max_create_revision: options.maxCreate === undefined ? undefined : String(options.maxCreate),
+          },
+          this.deadline(),
+        ),
+      signal,
+    );
+  }
+
+  /** One transaction. Not retried: if the reply is lost the outcome is unknown (UnavailableError says so). */
+  async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
+    try {
+      return await this.client.kv.txn({ compare, success, failure }, this.deadline());
+    } catch (error) {
+      throw mapEtcdError(error, true);
+    }
+  }
+
+  /** Grants a lease of `ttlSeconds`; returns its id. */
+  async grant(ttlSeconds: number): Promise<string> {
+    try {
+      const response = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, this.deadline());
+      return response.ID;
+    } catch (error) {
+      throw mapEtcdError(error, false);
+    }
+  }
+
+  /** Revokes a lease (its keys are deleted); a lease already gone is not an error. */
+  async revoke(id: string): Promise<void> {
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: id }, this.deadline());
+    } catch (error) {
+      const mapped = mapEtcdError(error, true);
+      if (error instanceof EtcdLeaseInvalidError) return;
+      throw mapped;
+    }
+  }
+
+  /** Sends one keep-alive for a lease; returns the TTL granted in seconds (0: the lease is gone). */
+  async keepAliveOnce(id: string): Promise<number> {
+    return this.read(async () => {
+      const stream = await this.client.leaseClient.leaseKeepAlive(this.deadline());
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          stream.on("data", (response: { TTL: string }) => resolve(Number(response.TTL)));
+          stream.on("error", reject);
+          stream.on("end", () => reject(new UnavailableError("keep-alive stream ended")));
+          stream.write({ ID: id });
+        });
+      } finally {
+        stream.end();
+        stream.cancel();
+      }
+    });
+  }
+
+  /** Compacts the history up to `revision` (tests and operators). */
+  async compact(revision: bigint): Promise<void> {
+    try {
+      await this.client.kv.compact({ revision: String(revision) }, this.deadline());
+    } catch (error) {
+      throw mapEtcdError(error, false);
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private async read<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let last: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (signal?.aborted === true) throw AtomixError.from(signal.reason);
+      try {
+        return signal === undefined ? await call() : await raceSignal(call(), signal);
+      } catch (error) {
+        if (error instanceof AtomixError) throw error;
+        last = error;
+        if (!(error instanceof Error) || !isRecoverableError(error)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
+      }
+    }
+    throw mapEtcdError(last, false);
+  }
+}
+
+/**
+ * Maps an etcd3 / gRPC error to an AtomixError, once, at the boundary. `write` says whether
+ * the outcome of a lost call is unknown (then the message says so).
+ */
+export function mapEtcdError(error: unknown, write: boolean): AtomixError {
+  if (error instanceof AtomixError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = write ? " (the write may or may not have been applied)" : "";
+  if (message.includes("required revision has been compacted")) {
+    return new CompactedError(`etcd history was compacted: ${message}`, { cause: error });
+  }
+  if (error instanceof GRPCUnavailableError || error instanceof ClientClosedError || error instanceof GRPCCancelledError) {
+    return new UnavailableError(`etcd is unreachable: ${message}${unknown}`, { cause: error });
+  }
+  if (error instanceof GRPCDeadlineExceededError) {
+    return new UnavailableError(`etcd did not answer in time${unknown}`, { cause: error });
+  }
+  if (error instanceof EtcdLeaseInvalidError) {
+    return new UnavailableError(`the session's lease has expired: ${message}`, { cause: error });
+  }
+  if (error instanceof GRPCResourceExhastedError || error instanceof GRPCInvalidArgumentError || error instanceof GRPCOutOfRangeError) {
+    return new InvalidError(`etcd rejected the request: ${message}`, { cause: error });
+  }
+  if (error instanceof GRPCFailedPreconditionError) {
+    return new UnavailableError(`etcd cannot serve the request now: ${message}${unknown}`, { cause: error });
+  }
+  if (error instanceof Error && error.name === "AbortError") return new CanceledError("operation canceled", { cause: error });
+  if (error instanceof TimeoutError) return error;
+  return new UnknownError(`etcd error: ${message}`, { cause: error });
+}
+
+/** A key-value's revisions as bigint. */
+export const modOf = (kv: IKeyValue): bigint => BigInt(kv.mod_revision);
+export const createOf = (kv: IKeyValue): bigint => BigInt(kv.create_revision);
+export const revisionOf = (response: { header: { revision: string } }): bigint => BigInt(response.header.revision);

@@ -1,0 +1,1 @@
+export { createEtcdStore, EtcdStore, DEFAULT_SESSION_TTL_MS, type EtcdStoreOptions } from "./store.js";

@@ -1,0 +1,213 @@
+/**
+ * Versioned entries with optional TTL, as etcd keys: the engine under Map and Value.
+ *
+ * An entry is one key whose value is an envelope (layout.ts) carrying the expiry; its version
+ * is the key's mod revision; a TTL is a lease of its own attached to the key (a later write
+ * without TTL detaches it). A batch of writes is planned against one consistent read of the
+ * keys it touches and committed as ONE transaction that compares every one of those keys'
+ * mod revisions with the read: all or nothing, and if anyone wrote in between, the batch is
+ * planned again on fresh data (nothing was applied, so the retry is safe).
+ */
+import {
+  AlreadyExistsError,
+  ConflictError,
+  InvalidError,
+  NotFoundError,
+} from "@atomix-ts/core";
+import type { IKeyValue } from "etcd3";
+import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { MARKER, leaseSecondsOf, unwrap, wrap } from "../layout.js";
+import type { KeyChange, RecipeContext } from "../recipe.js";
+import { bytesEqual, checkSignal, copy, optionalTtl, optionalVersion, requireBytes } from "./common.js";
+
+/** A stored entry as the engine sees it. */
+export interface Stored {
+  /** The etcd key. */
+  readonly etcdKey: string;
+  readonly value: Uint8Array;
+  readonly version: bigint;
+  readonly expiresAt?: number | undefined;
+}
+
+export type EntryWrite =
+  | { op: "put" | "insert" | "update"; etcdKey: string; value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined }
+  | { op: "remove"; etcdKey: string; ifVersion?: bigint | undefined };
+
+export interface EntryOutcome {
+  entry?: Stored | undefined;
+  prev?: Stored | undefined;
+}
+
+/** Parses a stored key-value. */
+export function storedOf(kv: IKeyValue): Stored {
+  const { header, value } = unwrap(kv.value);
+  return header.e === undefined
+    ? { etcdKey: ks(kv.key), value, version: modOf(kv) }
+    : { etcdKey: ks(kv.key), value, version: modOf(kv), expiresAt: header.e };
+}
+
+/** Validates a write's shape (key validation is the caller's). */
+export function checkEntryWrite(write: unknown, etcdKeyOf: (w: Record<string, unknown>) => string): EntryWrite {
+  if (typeof write !== "object" || write === null) throw new InvalidError("write must be an object");
+  const w = write as Record<string, unknown>;
+  const kind = w["op"];
+  switch (kind) {
+    case "put":
+    case "insert":
+    case "update": {
+      const etcdKey = etcdKeyOf(w);
+      const value = copy(requireBytes(w["value"], "value"));
+      const ttlMs = optionalTtl(w["ttlMs"]);
+      const ifVersion = kind === "insert" ? undefined : optionalVersion(w["ifVersion"]);
+      return { op: kind, etcdKey, value, ttlMs, ifVersion };
+    }
+    case "remove":
+      return { op: "remove", etcdKey: etcdKeyOf(w), ifVersion: optionalVersion(w["ifVersion"]) };
+    default:
+      throw new InvalidError(`unknown write ${JSON.stringify(kind)}: use put, insert, update or remove`);
+  }
+}
+
+/**
+ * Applies writes all-or-nothing. Throws the first write's failure (typed) and changes
+ * nothing; `describe` names an entry in messages.
+ */
+export async function applyEntryWrites(
+  ctx: RecipeContext,
+  writes: EntryWrite[],
+  describe: (etcdKey: string) => string,
+): Promise<EntryOutcome[]> {
+  const keys = [...new Set(writes.map((w) => w.etcdKey))];
+  // One lease per distinct TTL, granted once and reused if the batch is planned again.
+  const leases = new Map<number, Promise<{ id: string; seconds: number }>>();
+  const leaseOf = (ttlMs: number): Promise<{ id: string; seconds: number }> => {
+    const seconds = leaseSecondsOf(ttlMs);
+    let lease = leases.get(seconds);
+    if (lease === undefined) {
+      lease = ctx.leaseFor(ttlMs).then((id) => ({ id, seconds }));
+      leases.set(seconds, lease);
+    }
+    return lease;
+  };
+  for (;;) {
+    checkSignal(ctx.signal);
+    const read = await ctx.io.txn([], keys.map((k) => op.get(k)));
+    const current = new Map<string, Stored | undefined>();
+    const mods = new Map<string, bigint>();
+    keys.forEach((key, i) => {
+      const kv = read.responses[i]?.response_range.kvs[0];
+      current.set(key, kv === undefined ? undefined : storedOf(kv));
+      mods.set(key, kv === undefined ? 0n : modOf(kv));
+    });
+    // Plan against the state the earlier writes would leave.
+    const now = Date.now();
+    const outcomes: EntryOutcome[] = [];
+    const finals = new Map<string, { value: Uint8Array; ttlMs?: number | undefined } | null>();
+    let removes = false;
+    for (const write of writes) {
+      const existing = current.get(write.etcdKey);
+      if (write.op === "insert" && existing !== undefined) {
+        throw new AlreadyExistsError(`${describe(write.etcdKey)} already exists (version ${existing.version})`);
+      }
+      if (write.op === "update" && existing === undefined) throw new NotFoundError(`${describe(write.etcdKey)} does not exist`);
+      const version = existing?.version ?? 0n;
+      if (write.ifVersion !== undefined && write.ifVersion !== version) {
+        throw new ConflictError(
+          `${describe(write.etcdKey)} is at version ${version}${existing === undefined ? " (absent)" : ""}, not ${write.ifVersion}`,
+        );
+      }
+      if (write.op === "remove") {
+        if (existing !== undefined) {
+          finals.set(write.etcdKey, null);
+          current.set(write.etcdKey, undefined);
+          removes = true;
+        }
+        outcomes.push({ prev: existing });
+        continue;
+      }
+      // Identical bytes with no TTL on either side: no change, no event, same version.
+      if (existing !== undefined && existing.expiresAt === undefined && write.ttlMs === undefined && bytesEqual(existing.value, write.value)) {
+        outcomes.push({ entry: existing, prev: existing });
+        continue;
+      }
+      finals.set(write.etcdKey, { value: write.value, ttlMs: write.ttlMs });
+      const entry: Stored = { etcdKey: write.etcdKey, value: write.value, version: -1n };
+      current.set(write.etcdKey, entry);
+      outcomes.push({ entry, prev: existing });
+    }
+    if (finals.size === 0) return outcomes;
+    const compares: ICompare[] = keys.map((k) => cmp.modIs(k, mods.get(k)!));
+    const ops: IRequestOp[] = [];
+    const expiries = new Map<string, number>();
+    for (const [key, final] of finals) {
+      if (final === null) {
+        ops.push(op.del(key));
+        continue;
+      }
+      if (final.ttlMs === undefined) {
+        ops.push(op.put(key, wrap(final.value)));
+      } else {
+        const lease = await leaseOf(final.ttlMs);
+        const expiresAt = now + lease.seconds * 1000;
+        expiries.set(key, expiresAt);
+        ops.push(op.put(key, wrap(final.value, { e: expiresAt }), lease.id));
+      }
+    }
+    if (removes) ops.push(markerPut(ctx.base));
+    checkSignal(ctx.signal);
+    const txn = await ctx.io.txn(compares, ops);
+    if (!txn.succeeded) continue;
+    const revision = revisionOf(txn);
+    // Fill in the versions (the commit revision) and expiries of the entries written.
+    const written = new Map<string, Stored>();
+    for (const [key, final] of finals) {
+      if (final === null) continue;
+      const expiresAt = expiries.get(key);
+      written.set(
+        key,
+        expiresAt === undefined
+          ? { etcdKey: key, value: final.value, version: revision }
+          : { etcdKey: key, value: final.value, version: revision, expiresAt },
+      );
+    }
+    return outcomes.map((o) => {
+      const fix = (s: Stored | undefined): Stored | undefined => (s !== undefined && s.version === -1n ? written.get(s.etcdKey) : s);
+      return { entry: fix(o.entry), prev: fix(o.prev) };
+    });
+  }
+}
+
+/** The explicit-delete marker, written in the same transaction as any explicit delete. */
+export function markerPut(base: string): IRequestOp {
+  return op.put(`${base}${MARKER}`, new Uint8Array(0));
+}
+
+/** Whether a revision's changes include the explicit-delete marker (else deletes are expiries). */
+export function hasMarker(changes: KeyChange[], base: string): boolean {
+  const marker = `${base}${MARKER}`;
+  return changes.some((c) => c.key === marker && c.type === "Put");
+}
+
+/** A change's entry as an event payload. */
+export type EntryChange =
+  | { type: "inserted"; entry: Stored }
+  | { type: "updated"; entry: Stored; prev: Stored }
+  | { type: "removed"; prev: Stored; expired: boolean };
+
+/** Turns the changes of one revision under `entryPrefix` into entry changes. */
+export function entryChanges(changes: KeyChange[], base: string, entryPrefix: string, revision: bigint): EntryChange[] {
+  const explicit = hasMarker(changes, base);
+  const out: EntryChange[] = [];
+  for (const change of changes) {
+    if (!change.key.startsWith(entryPrefix)) continue;
+    const prev = change.prev === undefined ? undefined : storedOf(change.prev);
+    if (change.type === "Put") {
+      const entry = storedOf(change.kv);
+      out.push(prev === undefined ? { type: "inserted", entry } : { type: "updated", entry, prev });
+    } else if (prev !== undefined) {
+      out.push({ type: "removed", prev, expired: !explicit });
+    }
+  }
+  void revision;
+  return out;
+}

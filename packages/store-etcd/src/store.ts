@@ -1,0 +1,362 @@
+/**
+ * The etcd store: every primitive as an etcd recipe under a key prefix (see layout.ts and
+ * docs/etcd.md). Sessions are etcd leases kept alive by this process; versions are etcd
+ * revisions; watches are etcd watches resumed from a revision. It implements `Runtime`, so it
+ * is used in-process (`createClient({ store })`) or hosted by `atomix serve`, which then keeps
+ * no state of its own.
+ */
+import {
+  AtomixError,
+  InvalidError,
+  NotFoundError,
+  UnavailableError,
+  callScope,
+  validateRef,
+  type CallOptions,
+  type EventStream,
+  type Operation,
+  type OperationName,
+  type OperationResult,
+  type PrimitiveRef,
+  type PrimitiveType,
+  type Runtime,
+  type RuntimeSession,
+  type SessionOptions,
+  type WatchRequest,
+} from "@atomix-ts/core";
+import { EtcdIo } from "./etcd-io.js";
+import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
+import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
+import { recipes } from "./recipes/index.js";
+import { PrimitiveWatch, streamOf } from "./watch.js";
+
+export interface EtcdStoreOptions {
+  /** Client URLs of the etcd members, e.g. `["http://127.0.0.1:2379"]`. */
+  endpoints: string[];
+  /** Every key this store writes starts with it (default `atomix/`). Must not contain `#`. */
+  prefix?: string;
+  /**
+   * TTL of the lease behind a session opened without `ttlMs` (default 10 000 ms). Such a
+   * session belongs to this process: the store keeps its lease alive, so it lasts until closed
+   * or until this process dies, and then a crashed holder's lock passes on within this time.
+   * Rounded up to whole seconds, at least 2 s (etcd's minimum).
+   */
+  defaultSessionTtlMs?: number;
+  /** Deadline of each etcd call (default 5000 ms). */
+  requestTimeoutMs?: number;
+  /** Default per-watcher buffer before a slow consumer fails (default 10 000). */
+  watchBufferSize?: number;
+}
+
+export const DEFAULT_SESSION_TTL_MS = 10_000;
+
+interface SessionState extends SessionView {
+  readonly ttlMs: number;
+  readonly controller: AbortController;
+  readonly watches: Set<PrimitiveWatch>;
+  readonly closers: Map<string, () => Promise<void>>;
+  keepAliveTimer?: NodeJS.Timeout | undefined;
+  lossTimer?: NodeJS.Timeout | undefined;
+  ended: boolean;
+}
+
+export class EtcdStore implements Runtime {
+  readonly description: string;
+  /** @internal The etcd connection (tests use it to compact, benchmarks to compare). */
+  readonly io: EtcdIo;
+  readonly prefix: string;
+  private readonly defaultSessionTtlMs: number;
+  private readonly watchBufferSize: number;
+  private readonly sessions = new Set<SessionState>();
+  private closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    this.prefix = validatePrefix(options.prefix ?? "atomix/");
+    const ttl = options.defaultSessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidError("defaultSessionTtlMs must be a positive number");
+    this.defaultSessionTtlMs = ttl;
+    this.watchBufferSize = options.watchBufferSize ?? 10_000;
+    this.io = new EtcdIo({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs });
+    this.description = `etcd ${options.endpoints.join(",")}`;
+  }
+
+  /**
+   * Opens a session: an etcd lease. Without `ttlMs` the lease has the default TTL and this
+   * store keeps it alive every third of it. With `ttlMs` the session is the caller's to keep
+   * alive (`keepAlive()`, as a server does for its remote clients), exactly as in the memory
+   * store: if no keep-alive comes within the TTL, the lease expires and the session ends.
+   * @throws InvalidError for a bad TTL; UnavailableError if etcd cannot be reached.
+   */
+  async openSession(options: SessionOptions = {}, call?: CallOptions): Promise<RuntimeSession> {
+    try {
+      this.checkOpen();
+      const owned = options.ttlMs === undefined;
+      const ttlMs = options.ttlMs ?? this.defaultSessionTtlMs;
+      if (typeof ttlMs !== "number" || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+        throw new InvalidError(`session ttlMs must be a positive number, got ${String(ttlMs)}`);
+      }
+      using scope = callScope(call);
+      scope.throwIfAborted();
+      const seconds = leaseSecondsOf(ttlMs);
+      const sentAt = Date.now();
+      const lease = await this.io.grant(seconds);
+      return this.adopt(lease, seconds * 1000, sentAt, owned);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+
+  /**
+   * Picks up a live session by id (its lease), e.g. on another server in front of the same
+   * cluster. @throws NotFoundError if the lease has expired or was revoked.
+   */
+  async resumeSession(id: string, call?: CallOptions): Promise<RuntimeSession> {
+    try {
+      this.checkOpen();
+      if (typeof id !== "string" || !/^\d{1,20}$/.test(id)) throw new NotFoundError(`no session ${String(id)}`);
+      for (const state of this.sessions) if (state.id === id && !state.ended) return new EtcdSession(this, state);
+      using scope = callScope(call);
+      scope.throwIfAborted();
+      const sentAt = Date.now();
+      const ttl = await this.io.keepAliveOnce(id);
+      if (ttl <= 0) throw new NotFoundError(`session ${id} has ended or never existed`);
+      return this.adopt(id, ttl * 1000, sentAt, false);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+
+  /** Closes every session this store opened (revoking their leases) and the etcd client. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.sessions].map((s) => this.endSession(s, new UnavailableError("store closed"), true)));
+    this.io.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Number of live sessions this store holds (diagnostics and tests). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /* --------------------------------- internals -------------------------------- */
+
+  private checkOpen(): void {
+    if (this.closed) throw new UnavailableError("store closed");
+  }
+
+  private adopt(lease: string, ttlMs: number, sentAt: number, owned: boolean): RuntimeSession {
+    const state: SessionState = {
+      id: lease,
+      lease,
+      ttlMs,
+      controller: new AbortController(),
+      get signal() {
+        return this.controller.signal;
+      },
+      watches: new Set(),
+      closers: new Map(),
+      onClose(key, action) {
+        this.closers.set(key, action);
+      },
+      ended: false,
+    };
+    this.sessions.add(state);
+    this.armLoss(state, sentAt);
+    if (owned) this.scheduleKeepAlive(state);
+    return new EtcdSession(this, state);
+  }
+
+  /** The session is lost no later than its TTL after the last acknowledged keep-alive was sent. */
+  private armLoss(state: SessionState, sentAt: number): void {
+    if (state.lossTimer !== undefined) clearTimeout(state.lossTimer);
+    const delay = Math.max(0, sentAt + state.ttlMs - Date.now());
+    state.lossTimer = setTimeout(() => {
+      void this.endSession(
+        state,
+        new UnavailableError(`session ${state.id} lost: no keep-alive acknowledged within ${state.ttlMs} ms`),
+        false,
+      );
+    }, delay);
+    state.lossTimer.unref();
+  }
+
+  private scheduleKeepAlive(state: SessionState): void {
+    state.keepAliveTimer = setTimeout(() => {
+      void this.keepAliveNow(state).catch(() => undefined).finally(() => {
+        if (!state.ended) this.scheduleKeepAlive(state);
+      });
+    }, state.ttlMs / 3);
+    state.keepAliveTimer.unref();
+  }
+
+  /** @internal One keep-alive round trip. @throws UnavailableError if the lease is gone or etcd unreachable. */
+  async keepAliveNow(state: SessionState): Promise<void> {
+    this.checkSession(state);
+    const sentAt = Date.now();
+    const ttl = await this.io.keepAliveOnce(state.lease);
+    if (state.ended) return;
+    if (ttl <= 0) {
+      const error = new UnavailableError(`session ${state.id} lost: its lease expired`);
+      await this.endSession(state, error, false);
+      throw error;
+    }
+    this.armLoss(state, sentAt);
+  }
+
+  private checkSession(state: SessionState): void {
+    this.checkOpen();
+    if (state.controller.signal.aborted) throw state.controller.signal.reason as Error;
+  }
+
+  /** @internal Ends a session: withdraws candidacies, revokes the lease, fails waits and watches. */
+  async endSession(state: SessionState, reason: AtomixError, revoke: boolean): Promise<void> {
+    if (state.ended) return;
+    state.ended = true;
+    this.sessions.delete(state);
+    clearTimeout(state.keepAliveTimer);
+    clearTimeout(state.lossTimer);
+    if (revoke) {
+      // Tidy-ups first (an election must see a leaving leader as a leave), then the lease.
+      for (const action of state.closers.values()) await action().catch(() => undefined);
+    }
+    state.controller.abort(reason);
+    for (const watch of state.watches) watch.fail(reason);
+    state.watches.clear();
+    if (revoke) await this.io.revoke(state.lease).catch(() => undefined);
+  }
+
+  /** @internal */
+  async execute(state: SessionState, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
+    try {
+      this.checkSession(state);
+      validateRef(ref);
+      if (typeof operation !== "object" || operation === null || typeof operation.op !== "string") {
+        throw new InvalidError("operation must be an object with an 'op' name");
+      }
+      using scope = callScope(options);
+      const recipe = recipes[ref.type] as Recipe<PrimitiveType>;
+      const ctx: RecipeContext = {
+        io: this.io,
+        base: baseOf(this.prefix, ref.type, ref.name),
+        session: state,
+        signal: scope.signal,
+        leaseFor: (ttlMs) => this.io.grant(leaseSecondsOf(ttlMs)),
+      };
+      return await recipe.execute(ctx, operation as Operation<PrimitiveType>);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+
+  /** @internal */
+  async watch(state: SessionState, ref: PrimitiveRef, request: WatchRequest = {}, options?: CallOptions): Promise<EventStream<PrimitiveType>> {
+    try {
+      this.checkSession(state);
+      validateRef(ref);
+      validateWatchRequest(request);
+      using scope = callScope(options);
+      scope.throwIfAborted();
+      const recipe = recipes[ref.type] as Recipe<PrimitiveType>;
+      const base = baseOf(this.prefix, ref.type, ref.name);
+      const bufferSize = request.bufferSize ?? this.watchBufferSize;
+      const watch: PrimitiveWatch = new PrimitiveWatch({
+        io: this.io,
+        type: ref.type,
+        base,
+        decoder: () => recipe.decoder(base),
+        request,
+        bufferSize,
+        description: `${ref.type} ${ref.name}`,
+        onClose: () => state.watches.delete(watch),
+      });
+      state.watches.add(watch);
+      try {
+        await watch.start();
+        scope.throwIfAborted();
+      } catch (error) {
+        await watch.queue.return();
+        throw error;
+      }
+      return streamOf(watch);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+}
+
+function validateWatchRequest(request: WatchRequest): void {
+  if (typeof request !== "object" || request === null) throw new InvalidError("watch request must be an object");
+  const { fromVersion, key, prefix, bufferSize } = request;
+  if (fromVersion !== undefined && (typeof fromVersion !== "bigint" || fromVersion < 0n)) {
+    throw new InvalidError("fromVersion must be a non-negative bigint");
+  }
+  if (key !== undefined && typeof key !== "string") throw new InvalidError("key filter must be a string");
+  if (prefix !== undefined && typeof prefix !== "string") throw new InvalidError("prefix filter must be a string");
+  if (bufferSize !== undefined && (!Number.isSafeInteger(bufferSize) || bufferSize <= 0)) {
+    throw new InvalidError("bufferSize must be a positive integer");
+  }
+}
+
+/** A session's view of the store. */
+class EtcdSession implements RuntimeSession {
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly state: SessionState,
+  ) {}
+
+  /** The session's etcd lease id (decimal). */
+  get id(): string {
+    return this.state.id;
+  }
+  /** The lease TTL actually granted (whole seconds, at least 2 s). */
+  get ttlMs(): number {
+    return this.state.ttlMs;
+  }
+  get signal(): AbortSignal {
+    return this.state.controller.signal;
+  }
+
+  /** @throws the typed error of the operation; UnavailableError when etcd cannot be reached. */
+  execute<T extends PrimitiveType, K extends OperationName<T>>(
+    ref: PrimitiveRef<T>,
+    operation: Operation<T, K>,
+    options?: CallOptions,
+  ): Promise<OperationResult<T, K>> {
+    return this.store.execute(this.state, ref, operation as { op: string }, options) as Promise<OperationResult<T, K>>;
+  }
+
+  /** @throws InvalidError for a bad request; UnavailableError when etcd cannot be reached. */
+  watch<T extends PrimitiveType>(ref: PrimitiveRef<T>, request?: WatchRequest, options?: CallOptions): Promise<EventStream<T>> {
+    return this.store.watch(this.state, ref, request, options) as unknown as Promise<EventStream<T>>;
+  }
+
+  /** Extends the lease now. @throws UnavailableError if the session is lost or etcd unreachable. */
+  async keepAlive(options?: CallOptions): Promise<void> {
+    try {
+      using scope = callScope(options);
+      scope.throwIfAborted();
+      await this.store.keepAliveNow(this.state);
+    } catch (error) {
+      throw AtomixError.from(error);
+    }
+  }
+
+  /** Releases the session's locks and candidacies (revokes its lease). Idempotent. */
+  close(): Promise<void> {
+    return this.store.endSession(this.state, new UnavailableError(`session ${this.state.id} closed`), true);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Creates a store over an etcd cluster. @throws InvalidError for bad options. */
+export function createEtcdStore(options: EtcdStoreOptions): EtcdStore {
+  return new EtcdStore(options);
+}
