@@ -12,8 +12,10 @@ runConformance({
     const runtimes: RemoteRuntime[] = [];
     return {
       client: (options) => {
-        // One runtime (connection) per client, as separate processes would have.
-        const runtime = createRemoteRuntime({ address: server.address });
+        // One runtime (connection) per client, as separate processes would have. The suites ask
+        // for a sessionTtlMs to get a client that stops keeping its session alive (a process that
+        // died, as an embedded client without keep-alives is): here its keep-alives are off.
+        const runtime = createRemoteRuntime({ address: server.address, autoKeepAlive: options?.sessionTtlMs === undefined });
         runtimes.push(runtime);
         return Promise.resolve(createClient({ runtime, ...options }));
       },

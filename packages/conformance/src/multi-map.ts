@@ -144,6 +144,7 @@ export function multiMapSuite(t: SuiteContext): void {
       [7, { tag: "y" }],
     ]);
     await assert.rejects(mm.put(1.5, { tag: "z" }), InvalidError);
+    await assert.rejects(mm.watch({ key: 1.5 }), InvalidError);
     await using watch = await mm.watch({ key: 7 });
     await mm.remove(7, { tag: "x" });
     const [event] = await take(iterate(watch), 1);

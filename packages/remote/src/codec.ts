@@ -6,19 +6,19 @@
  */
 import { InvalidError } from "@atomix-ts/core";
 
-const enum Tag {
-  Undefined = 0x00,
-  Null = 0x01,
-  False = 0x02,
-  True = 0x03,
-  Int = 0x04,
-  Float = 0x05,
-  BigInt = 0x06,
-  String = 0x07,
-  Bytes = 0x08,
-  Array = 0x09,
-  Object = 0x0a,
-}
+const Tag = {
+  Undefined: 0x00,
+  Null: 0x01,
+  False: 0x02,
+  True: 0x03,
+  Int: 0x04,
+  Float: 0x05,
+  BigInt: 0x06,
+  String: 0x07,
+  Bytes: 0x08,
+  Array: 0x09,
+  Object: 0x0a,
+} as const;
 
 /** Nesting deeper than this is rejected on both sides (no stack exhaustion from input). */
 export const MAX_DEPTH = 64;
@@ -216,7 +216,7 @@ class Reader {
 }
 
 function read(r: Reader, depth: number): unknown {
-  const tag = r.byte();
+  const tag = r.byte() as (typeof Tag)[keyof typeof Tag];
   switch (tag) {
     case Tag.Undefined:
       return undefined;
@@ -271,7 +271,7 @@ function read(r: Reader, depth: number): unknown {
       return object;
     }
     default:
-      return r.fail(`unknown tag 0x${tag.toString(16)}`);
+      return r.fail(`unknown tag 0x${(tag as number).toString(16)}`);
   }
 }
 

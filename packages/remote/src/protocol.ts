@@ -101,7 +101,7 @@ export interface KeepAliveResponse {
 }
 export type Empty = Record<string, never>;
 
-function codec<T extends object>(name: string): { serialize(value: T): Buffer; deserialize(bytes: Buffer): T } {
+function codec<T extends object>(name: string): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
   const type = root.lookupType(`atomix.runtime.v1.${name}`);
   return {
     serialize: (value) => {

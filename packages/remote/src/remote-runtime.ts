@@ -31,7 +31,7 @@ import {
   type KeepAliveResponse,
   type OpenSessionResponse,
 } from "./protocol.js";
-import { Status, errorOfStatus } from "./status.js";
+import { errorOfStatus } from "./status.js";
 
 /** Session TTL when none is asked for: see docs/sessions.md for why 10 s. */
 export const DEFAULT_SESSION_TTL_MS = 10_000;
@@ -49,6 +49,12 @@ export interface RemoteRuntimeOptions {
   maxMessageBytes?: number;
   /** Deadline of session calls (open, keep-alive, close) without a timeout of their own (default 5000 ms). */
   callTimeoutMs?: number;
+  /**
+   * Send keep-alives automatically every TTL/3 (default true). With false the caller keeps
+   * sessions alive with `session.keepAlive()`, or lets them lapse (tests simulating a process
+   * that stopped).
+   */
+  autoKeepAlive?: boolean;
   /** Reconnect backoff bounds (defaults 50 ms and 1000 ms). */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -68,6 +74,8 @@ export class RemoteRuntime implements Runtime {
   private readonly sessions = new Set<RemoteSession>();
   private readonly sessionTtlMs: number;
   private readonly callTimeoutMs: number;
+  /** @internal */
+  readonly autoKeepAlive: boolean;
   private closed = false;
 
   /** @throws InvalidError for a bad option. */
@@ -79,6 +87,7 @@ export class RemoteRuntime implements Runtime {
     this.description = `grpc ${this.address}`;
     this.sessionTtlMs = positive(options.sessionTtlMs, DEFAULT_SESSION_TTL_MS, "sessionTtlMs");
     this.callTimeoutMs = positive(options.callTimeoutMs, 5000, "callTimeoutMs");
+    this.autoKeepAlive = options.autoKeepAlive ?? true;
     const maxMessageBytes = positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, "maxMessageBytes");
     const minBackoffMs = positive(options.minBackoffMs, 50, "minBackoffMs");
     this.client = new grpc.Client(this.address, grpc.credentials.createInsecure(), {
@@ -187,7 +196,7 @@ export class RemoteRuntime implements Runtime {
   }
 
   private errorOf(error: grpc.ServiceError): AtomixError {
-    if (error.code === Status.UNAVAILABLE) return unreachable(this.address, error);
+    if (error.code === grpc.status.UNAVAILABLE) return unreachable(this.address, error);
     return errorOfStatus(error.code, error.details || error.message, { cause: error });
   }
 }
@@ -257,7 +266,7 @@ class RemoteSession implements RuntimeSession, SessionLink {
 
   private scheduleKeepAlive(delayMs: number): void {
     clearTimeout(this.keepAliveTimer);
-    if (this.signal.aborted) return;
+    if (this.signal.aborted || !this.runtime.autoKeepAlive) return;
     this.keepAliveTimer = setTimeout(() => {
       this.keepAliveTimer = undefined;
       this.keepAlive({ timeoutMs: Math.max(1, this.ttlMs / 3) }).then(

@@ -5,10 +5,12 @@
 import { Command, CommanderError } from "commander";
 import { AtomixError, ErrorCode } from "@atomix-ts/core";
 import { addServeCommand } from "./cli/serve.js";
+import { addClientCommands } from "./cli/client-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("atomix").description("Atomix: distributed coordination primitives").exitOverride();
   addServeCommand(program);
+  addClientCommands(program);
   return program;
 }
 

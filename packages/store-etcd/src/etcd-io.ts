@@ -68,6 +68,8 @@ export const cmp = {
   absent: (key: string): ICompare => ({ key: kb(key), target: "Create", result: "Equal", create_revision: 0 }),
   /** The key was last modified at `rev` (0 = absent). */
   modIs: (key: string, rev: bigint): ICompare => ({ key: kb(key), target: "Mod", result: "Equal", mod_revision: String(rev) }),
+  /** The key exists. */
+  present: (key: string): ICompare => ({ key: kb(key), target: "Create", result: "Greater", create_revision: 0 }),
   /** The key was created at `rev`. */
   createdAt: (key: string, rev: bigint): ICompare => ({
     key: kb(key),
@@ -106,6 +108,10 @@ export interface RangeOptions {
   sortByCreate?: boolean | undefined;
   /** Only keys created at or before this revision. */
   maxCreate?: bigint | undefined;
+  /** Only keys created at or after this revision. */
+  minCreate?: bigint | undefined;
+  /** Keys in descending key order. */
+  descending?: boolean | undefined;
 }
 
 /** Thrown by `range` at a revision that was compacted away. */
@@ -147,9 +153,10 @@ export class EtcdIo {
             limit: options.limit,
             count_only: options.countOnly,
             keys_only: options.keysOnly,
-            sort_order: options.sortByCreate === true ? "Ascend" : undefined,
-            sort_target: options.sortByCreate === true ? "Create" : undefined,
+            sort_order: options.descending === true ? "Descend" : options.sortByCreate === true ? "Ascend" : undefined,
+            sort_target: options.sortByCreate === true ? "Create" : options.descending === true ? "Key" : undefined,
             max_create_revision: options.maxCreate === undefined ? undefined : String(options.maxCreate),
+            min_create_revision: options.minCreate === undefined ? undefined : String(options.minCreate),
           },
           this.deadline(),
         ),

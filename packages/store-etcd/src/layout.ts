@@ -37,8 +37,8 @@ export function validatePrefix(prefix: unknown): string {
 export interface EnvelopeHeader {
   /** Wall-clock expiry in ms since the epoch. */
   e?: number;
-  /** IndexedMap index (decimal). */
-  i?: string;
+  /** IndexedMap: the entry's key. */
+  k?: string;
 }
 
 export function wrap(value: Uint8Array, header: EnvelopeHeader = {}): Buffer {

@@ -23,7 +23,6 @@ function rejects<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[]): void {
 
 describe("versioned register", () => {
   const model = versionedRegister();
-  type R = Operation<RegisterInput, RegisterOutput>;
   const write = (value: string, extra: Partial<Extract<RegisterInput, { op: "write" }>> = {}): RegisterInput => ({
     op: "write",
     value,

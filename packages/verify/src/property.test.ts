@@ -220,7 +220,8 @@ const mutexRef: Reference<MutexRef, MutexInput, MutexOutput> = {
       case "acquire":
       case "tryAcquire": {
         if (s.holder !== undefined) return { state: s, result: { ok: {} } };
-        const version = s.version + 1n + BigInt(Math.floor(Math.random() * 2));
+        // Versions need not be consecutive: skip one now and then.
+        const version = s.version + 1n + BigInt(s.written % 2);
         return { state: { ...s, holder: { owner: input.owner, version }, version }, result: { ok: { version } } };
       }
       case "release": {
@@ -239,13 +240,58 @@ const mutexRef: Reference<MutexRef, MutexInput, MutexOutput> = {
   },
 };
 
+/* --------------------------------- brute force -------------------------------- */
+
+/**
+ * Linearizability by exhaustive search, without memoisation or any cleverness: some order
+ * of the operations (each indeterminate one included or not) that respects real time and
+ * that the model accepts step by step. Only for a handful of operations.
+ */
+function bruteForce<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[]): boolean {
+  const ops = history.filter((op) => op.status !== "fail" || model.checksFailure?.(op) === true);
+  const precedes = (a: Operation<I, O>, b: Operation<I, O>): boolean => a.returnedAt !== undefined && a.returnedAt < b.invokedAt;
+  const done = new Set<Operation<I, O>>();
+  const search = (state: S): boolean => {
+    const remaining = ops.filter((op) => !done.has(op));
+    // Indeterminate operations may be left out altogether.
+    if (remaining.every((op) => op.status === "info")) return true;
+    for (const op of remaining) {
+      // It can go next only if nothing left had to come before it.
+      if (remaining.some((other) => other !== op && precedes(other, op))) continue;
+      for (const after of model.step(state, op)) {
+        done.add(op);
+        const found = search(after);
+        done.delete(op);
+        if (found) return true;
+      }
+    }
+    return false;
+  };
+  // An indeterminate operation that never took effect: try without each subset of them.
+  const infos = ops.filter((op) => op.status === "info");
+  for (let mask = 0; mask < 1 << infos.length; mask++) {
+    done.clear();
+    infos.forEach((op, i) => {
+      if ((mask & (1 << i)) !== 0) done.add(op);
+    });
+    if (search(model.init())) return true;
+  }
+  return false;
+}
+
 /* ------------------------------------ tests ----------------------------------- */
 
 interface Case<S, I, O, R> {
   name: string;
   model: Model<S, I, O>;
   reference: Reference<R, I, O>;
-  /** Changes one read's result in place; false if `op` is not a read it can change. */
+  /**
+   * The share of histories with a changed read that must be rejected (deterministic, as
+   * the seeds are fixed). Some changes stay explainable by a concurrent write; how many
+   * depends on how often reads overlap writes of the same partition.
+   */
+  minRejected: number;
+  /** `op` with its result changed; undefined if `op` is not a read it can change. */
   mutate(op: Operation<I, O>, history: readonly Operation<I, O>[], random: Random): Operation<I, O> | undefined;
 }
 
@@ -258,6 +304,36 @@ function property<S, I, O, R>(c: Case<S, I, O, R>): void {
         const result = check(c.model, ops, { timeBudgetMs: 10_000 });
         assert.equal(result.verdict, "ok", `seed ${seed}: ${result.violation?.message ?? result.verdict}`);
       }
+    });
+
+    it("checks a history of a few thousand operations", (t) => {
+      const ops = generate(c.reference, seeded(77), { processes: 10, opsPerProcess: 400, infoRate: 0.01 });
+      const result = check(c.model, ops, { timeBudgetMs: 60_000 });
+      assert.equal(result.verdict, "ok", result.violation?.message);
+      t.diagnostic(
+        `${ops.length} operations, ${result.partitions.length} partitions, ${result.steps} steps, ${result.elapsedMs.toFixed(0)} ms`,
+      );
+    });
+
+    it("agrees with an exhaustive search on small histories, changed or not", () => {
+      const small: GenerateOptions = { processes: 3, opsPerProcess: 3, infoRate: 0.2 };
+      let illegal = 0;
+      for (let seed = 1; seed <= 150; seed++) {
+        const random = seeded(5000 + seed);
+        let ops = generate(c.reference, random, small);
+        const candidates = ops.filter((op) => op.status === "ok" && c.mutate(op, ops, random) !== undefined);
+        if (seed % 2 === 0 && candidates.length > 0) {
+          const target = pick(random, candidates);
+          const changed = c.mutate(target, ops, random)!;
+          ops = ops.map((op) => (op === target ? changed : op));
+        }
+        const parts = c.model.partition?.(ops) ?? [{ key: "", operations: ops }];
+        const expected = parts.every((part) => bruteForce(c.model, part.operations));
+        const result = check(c.model, ops);
+        assert.equal(result.verdict, expected ? "ok" : "illegal", `seed ${seed}: ${result.violation?.message ?? ""}`);
+        if (!expected) illegal++;
+      }
+      assert.ok(illegal >= 10, `only ${illegal} of the small histories were illegal: the comparison proves little`);
     });
 
     it("rejects most histories with one read's result changed", () => {
@@ -276,14 +352,14 @@ function property<S, I, O, R>(c: Case<S, I, O, R>): void {
         if (result.verdict === "illegal") rejected++;
       }
       assert.ok(mutated >= 30, `only ${mutated} histories could be mutated`);
-      // Some changed reads stay explainable (a concurrent write could have produced them).
-      assert.ok(rejected >= mutated * 0.7, `rejected ${rejected} of ${mutated}`);
+      assert.ok(rejected >= mutated * c.minRejected, `rejected ${rejected} of ${mutated}`);
     });
   });
 }
 
 property<unknown, RegisterInput, RegisterOutput, RegisterRef>({
   name: "versioned register",
+  minRejected: 0.75,
   model: versionedRegister() as Model<unknown, RegisterInput, RegisterOutput>,
   reference: registerRef,
   mutate(op, history, random) {
@@ -299,6 +375,7 @@ property<unknown, RegisterInput, RegisterOutput, RegisterRef>({
 
 property<unknown, CounterInput, CounterOutput, ReadonlyMap<string, bigint>>({
   name: "counter",
+  minRejected: 0.75,
   model: counterModel() as Model<unknown, CounterInput, CounterOutput>,
   reference: counterRef,
   mutate: (op) => (op.input.op === "get" ? { ...op, output: { value: op.output!.value! + 1n } } : undefined),
@@ -306,6 +383,7 @@ property<unknown, CounterInput, CounterOutput, ReadonlyMap<string, bigint>>({
 
 property<unknown, SetInput, SetOutput, ReadonlySet<string>>({
   name: "set",
+  minRejected: 0.6,
   model: setModel() as Model<unknown, SetInput, SetOutput>,
   reference: setRef,
   mutate: (op) => (op.input.op === "contains" ? { ...op, output: { contains: !op.output!.contains } } : undefined),
@@ -313,6 +391,7 @@ property<unknown, SetInput, SetOutput, ReadonlySet<string>>({
 
 property<unknown, MutexInput, MutexOutput, MutexRef>({
   name: "fenced mutex",
+  minRejected: 0.85,
   model: fencedMutex() as Model<unknown, MutexInput, MutexOutput>,
   reference: mutexRef,
   mutate(op, history, random) {

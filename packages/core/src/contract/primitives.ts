@@ -32,6 +32,21 @@ export interface CounterOperations {
 export type CounterEvent = { type: "changed"; value: bigint; prev: bigint };
 
 /* ----------------------------------- Value ---------------------------------- */
+/*
+ * Value and Map share their write rules (the memory machines share the code, machines/entries.ts):
+ * - An entry's `version` is the primitive's version of the event that wrote it.
+ * - `ifVersion: n` (n > 0): applies only if the entry exists (else NotFound) at version n (else
+ *   Conflict). `ifVersion: 0n`: only if absent (else Conflict). `insert`: AlreadyExists if present.
+ *   `update`: NotFound if absent, checked before `ifVersion`.
+ * - Bytes identical to the entry's, with no TTL on either side: no change, same version, no event.
+ *   Setting a TTL, or clearing one, is a change even with identical bytes (new version, `updated`).
+ * - `ttlMs` sets `expiresAt = now + ttlMs`; a write without `ttlMs` leaves no TTL. An entry is
+ *   gone from `expiresAt` on (reads skip it even before the expiry event); expiry emits the
+ *   removal with `expired: true`, before any write that replaces the entry.
+ * - Keys are non-empty strings of at most 4096 UTF-16 units with no lone surrogate; listings
+ *   are in Unicode code point order (= UTF-8 byte order), the cursor being the last key seen.
+ * - Bad input is an InvalidError and changes nothing.
+ */
 export interface VersionedValue {
   value: Uint8Array;
   version: bigint;
@@ -51,6 +66,7 @@ export interface ValueOperations {
   };
   delete: { request: { ifVersion?: bigint | undefined }; response: { prev?: VersionedValue | undefined } };
 }
+/** Replay delivers `created` for the current value (nothing when unset). */
 export type ValueEvent =
   | { type: "created"; entry: VersionedValue }
   | { type: "updated"; entry: VersionedValue; prev: VersionedValue }
@@ -87,11 +103,17 @@ export interface MapOperations {
   };
   remove: { request: { key: string; ifVersion?: bigint | undefined }; response: { prev?: MapEntry | undefined } };
   size: { request: Empty; response: { size: number } };
+  /** Emits one `removed` per entry, in key order; returns how many were live. */
   clear: { request: Empty; response: { removed: number } };
   entries: { request: PageRequest; response: Page<MapEntry> };
-  /** All-or-nothing: either every write applies (in order) or none does and the first failure is thrown. */
+  /**
+   * All-or-nothing: either every write applies (in order) or none does and the first failure is
+   * thrown. At most 1000 writes; each sees the state the earlier ones leave; one event per change
+   * in write order; a failed transaction emits nothing.
+   */
   transaction: { request: { writes: MapWrite[] }; response: { results: MapWriteResult[] } };
 }
+/** Replay delivers `inserted` for each current entry, in key order, with the entry's version. */
 export type MapEvent =
   | { type: "inserted"; entry: MapEntry }
   | { type: "updated"; entry: MapEntry; prev: MapEntry }

@@ -323,7 +323,14 @@ export class MemoryStore implements Runtime {
       if (state.ttlMs === undefined) this.endSession(state, new UnavailableError(`session ${state.id} ended when the store restarted`));
       else this.armExpiry(state);
     }
-    for (const hosted of this.primitives.values()) this.reschedule(hosted);
+    for (const hosted of this.primitives.values()) {
+      const due = hosted.machine.nextDeadline();
+      // What expired while the store was down expires now, before any request sees the state.
+      if (due !== undefined && due <= now) {
+        const { type, name } = hosted.ref;
+        this.run(hosted, { kind: "expire", type, name, session: "", requestId: this.nextRequestId(), now });
+      } else this.reschedule(hosted);
+    }
   }
 
   /** @internal The state changed since the last call (dirty primitives, all sessions), for a durable checkpoint. */

@@ -4,7 +4,6 @@
  * same TTL, all kept alive together); if any of them ends, the whole session ends, so a
  * client never keeps a lock in one store after losing its session in another.
  */
-import { randomUUID } from "node:crypto";
 import type { CallOptions } from "../call-options.js";
 import { AtomixError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
 import type { Operation, OperationName, OperationResult, PrimitiveType } from "../contract/primitives.js";
@@ -64,15 +63,17 @@ export class RoutingRuntime implements Runtime {
     if (ttlMs !== undefined && (!Number.isFinite(ttlMs) || ttlMs <= 0)) {
       throw new InvalidError(`session ttlMs must be a positive number, got ${String(ttlMs)}`);
     }
-    const session = new RoutingSession(this, randomUUID(), ttlMs);
+    // The session takes the id of its session on the default store, so the ids stores put in
+    // events (a lock holder's session) are the one its client knows.
+    const first = await this.store(this.router.defaultStore).openSession({ ttlMs }, call);
+    if (this.closed) {
+      await first.close();
+      throw new UnavailableError("runtime closed");
+    }
+    const session = new RoutingSession(this, first.id, ttlMs);
     this.sessions.set(session.id, session);
     session.signal.addEventListener("abort", () => this.sessions.delete(session.id), { once: true });
-    try {
-      await session.child(this.router.defaultStore, call);
-    } catch (error) {
-      await session.close();
-      throw AtomixError.from(error);
-    }
+    session.adopt(this.router.defaultStore, first);
     return session;
   }
 
@@ -137,14 +138,19 @@ class RoutingSession implements RuntimeSession {
         await child.close();
         throw this.signal.reason as Error;
       }
-      this.children.set(store, child);
-      const onLost = (): void => this.lose(AtomixError.from(child.signal.reason));
-      if (child.signal.aborted) onLost();
-      else child.signal.addEventListener("abort", onLost, { once: true });
+      this.adopt(store, child);
       return child;
     } finally {
       this.opening.delete(store);
     }
+  }
+
+  /** @internal Makes `child` this session's session on `store`; losing it loses the whole session. */
+  adopt(store: string, child: RuntimeSession): void {
+    this.children.set(store, child);
+    const onLost = (): void => this.lose(AtomixError.from(child.signal.reason));
+    if (child.signal.aborted) onLost();
+    else child.signal.addEventListener("abort", onLost, { once: true });
   }
 
   execute<T extends PrimitiveType, K extends OperationName<T>>(

@@ -8,13 +8,22 @@ export interface Clock {
 }
 export type TimerHandle = { readonly id: number };
 
+/** setTimeout's longest delay: Node fires a longer one after 1 ms (TimeoutOverflowWarning). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** The wall clock. Timers do not keep the process alive (`unref`). */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(atMs, fn) {
-    const timer = setTimeout(fn, Math.max(0, atMs - Date.now()));
-    timer.unref();
-    return { id: 0, timer } as TimerHandle;
+    const handle: { id: number; timer?: NodeJS.Timeout } = { id: 0 };
+    // Waits longer than ~24.8 days (a long TTL) are chained, or they would fire at once.
+    const arm = (): void => {
+      const delayMs = Math.max(0, atMs - Date.now());
+      handle.timer = setTimeout(delayMs > MAX_TIMEOUT_MS ? arm : fn, Math.min(delayMs, MAX_TIMEOUT_MS));
+      handle.timer.unref();
+    };
+    arm();
+    return handle as TimerHandle;
   },
   clearTimer(handle) {
     clearTimeout((handle as unknown as { timer: NodeJS.Timeout }).timer);

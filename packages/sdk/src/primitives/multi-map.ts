@@ -129,7 +129,8 @@ export class MultiMap<K = string, V = string> extends Primitive<"multiMap"> {
    * with `fromVersion`, every change after that version, none twice.
    * @throws InvalidError on bad options. @throws CanceledError / TimeoutError through `signal` / `timeoutMs`.
    */
-  watch(options: MultiMapWatchOptions<K> = {}): Promise<Watch<MultiMapEvent<K, V>>> {
+  async watch(options: MultiMapWatchOptions<K> = {}): Promise<Watch<MultiMapEvent<K, V>>> {
+    // async, so a key the codec rejects comes back as a rejection, not a synchronous throw.
     const { key, ...rest } = options;
     return this.openWatch(
       (event: RuntimeEvent<"multiMap">) => this.decodeEvent(event),

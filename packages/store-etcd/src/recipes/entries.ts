@@ -109,12 +109,12 @@ export async function applyEntryWrites(
       if (write.op === "insert" && existing !== undefined) {
         throw new AlreadyExistsError(`${describe(write.etcdKey)} already exists (version ${existing.version})`);
       }
-      if (write.op === "update" && existing === undefined) throw new NotFoundError(`${describe(write.etcdKey)} does not exist`);
-      const version = existing?.version ?? 0n;
-      if (write.ifVersion !== undefined && write.ifVersion !== version) {
-        throw new ConflictError(
-          `${describe(write.etcdKey)} is at version ${version}${existing === undefined ? " (absent)" : ""}, not ${write.ifVersion}`,
-        );
+      const ifVersion = write.ifVersion;
+      if (existing === undefined && (write.op === "update" || (ifVersion !== undefined && ifVersion !== 0n))) {
+        throw new NotFoundError(`${describe(write.etcdKey)} does not exist`);
+      }
+      if (ifVersion !== undefined && ifVersion !== (existing?.version ?? 0n)) {
+        throw new ConflictError(`${describe(write.etcdKey)} is at version ${existing!.version}, not ${ifVersion}`);
       }
       if (write.op === "remove") {
         if (existing !== undefined) {
