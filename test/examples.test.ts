@@ -10,7 +10,7 @@ const examples = readdirSync(dir).filter((f) => f.endsWith(".ts"));
 
 describe("examples", () => {
   it("has an example for every primitive", () => {
-    for (const name of ["counter"]) assert.ok(examples.includes(`${name}.ts`), `examples/${name}.ts is missing`);
+    for (const name of ["counter", "value", "map", "set", "list", "indexed-map", "counter-map", "multi-map", "lock", "election"]) assert.ok(examples.includes(`${name}.ts`), `examples/${name}.ts is missing`);
   });
   for (const file of examples) {
     it(`runs examples/${file}`, () => {
