@@ -39,7 +39,7 @@ const increment = (session: RuntimeSession, i: number): Promise<unknown> =>
 
 try {
   {
-    const store = createSqliteStore({ dataDir });
+    const store = createSqliteStore({ dataDir, checkpointOnClose: false });
     const session = await store.openSession();
     for (const inFlight of [1, 64, 1024]) {
       const n = inFlight === 1 ? 5_000 : 100_000;
@@ -61,10 +61,10 @@ try {
     await session.close();
     await store.close();
   }
-  for (const how of ["after a crash (log replayed)", "after a graceful close"]) {
-    const graceful = how.startsWith("after a graceful");
+  for (const how of ["after a crash (checkpoint + log replayed)", "after a graceful close (checkpoint only)"]) {
     const started = performance.now();
-    const store = createSqliteStore({ dataDir, checkpointOnClose: graceful });
+    // Closed with a checkpoint, so the second start shows the restart after a graceful close.
+    const store = createSqliteStore({ dataDir });
     const ms = performance.now() - started;
     const session = await store.openSession();
     const { size } = await session.execute({ type: "map", name: "bench" }, { op: "size" });

@@ -93,7 +93,8 @@ function write(w: Writer, value: unknown, depth: number): void {
       w.byte(value ? Tag.True : Tag.False);
       return;
     case "number":
-      if (Number.isSafeInteger(value) && !Object.is(value, -0)) {
+      // Zigzag doubles the magnitude: beyond 2^52 an integer goes as a float (still exact).
+      if (Number.isInteger(value) && Math.abs(value) <= 2 ** 52 && !Object.is(value, -0)) {
         w.byte(Tag.Int);
         w.varint(value >= 0 ? value * 2 : -value * 2 - 1);
       } else {
@@ -207,8 +208,21 @@ class Reader {
     const n = this.length();
     const start = this.pos;
     this.pos += n;
+    const buf = this.buf;
+    // Names, keys and op names are short ASCII: decoding them by hand is several times faster
+    // than a TextDecoder call.
+    if (n <= 64) {
+      let ascii = "";
+      let i = start;
+      for (; i < start + n; i++) {
+        const b = buf[i]!;
+        if (b >= 0x80) break;
+        ascii += String.fromCharCode(b);
+      }
+      if (i === start + n) return ascii;
+    }
     try {
-      return utf8.decode(this.buf.subarray(start, start + n));
+      return utf8.decode(buf.subarray(start, start + n));
     } catch {
       return this.fail("invalid UTF-8");
     }
@@ -244,10 +258,11 @@ function read(r: Reader, depth: number): unknown {
       return r.string();
     case Tag.Bytes: {
       const n = r.length();
-      // A copy: the caller may keep it while the frame's buffer is reused.
-      const bytes = r.buf.slice(r.pos, r.pos + n);
+      // A copy (Buffer#slice would be a view): the caller may keep it while the frame's buffer is reused.
+      const bytes = new Uint8Array(n);
+      bytes.set(r.buf.subarray(r.pos, r.pos + n));
       r.pos += n;
-      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+      return bytes;
     }
     case Tag.Array: {
       if (depth >= MAX_DEPTH) r.fail("nesting too deep");

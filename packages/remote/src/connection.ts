@@ -72,6 +72,8 @@ interface Op {
   readonly queuedAt: number;
   /** Safe to send again after a connection loss (an unlock of one version). */
   readonly idempotent: boolean;
+  /** The caller can abort it (gave a signal or a timeout). */
+  readonly cancellable: boolean;
   state: OpState;
   generation: number;
   /** The caller's reason for giving up, once it has. */
@@ -113,6 +115,14 @@ export class Connection {
     return this.inflight.size;
   }
 
+  /**
+   * A server answered at this address (a session call succeeded): from now on a failed
+   * stream attempt is a loss to recover from, not "nobody is there".
+   */
+  markReachable(): void {
+    this.everConnected = true;
+  }
+
   /** Sends one operation; resolves with its result. Rejects with a typed `AtomixError`. */
   execute(session: SessionLink, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
     let scope: CallScope;
@@ -143,6 +153,7 @@ export class Connection {
         deadlineAt: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
         queuedAt: Date.now(),
         idempotent: false,
+        cancellable: options?.signal !== undefined || timeoutMs !== undefined,
         state: OpState.Queued,
         generation: 0,
         gaveUp: undefined,
@@ -268,6 +279,7 @@ export class Connection {
             ref: wireRef(op.ref),
             operation: op.payload,
             timeoutMs: op.deadlineAt === undefined ? null : Math.min(MAX_ID, Math.max(1, Math.ceil(op.deadlineAt - now))),
+            cancellable: op.cancellable,
           },
         };
         size = op.payload.length + op.ref.name.length + op.session.id.length + 48;
@@ -291,6 +303,7 @@ export class Connection {
     }
     this.outbox = [];
     if (frames.length > 0) this.write(stream, frames);
+    this.armIdle();
   }
 
   /** Writes one batch; false when the stream asks to wait for 'drain'. */
@@ -378,6 +391,7 @@ export class Connection {
       deadlineAt: undefined,
       queuedAt: Date.now(),
       idempotent: true,
+      cancellable: false,
       state: OpState.Queued,
       generation: 0,
       gaveUp: undefined,

@@ -26,6 +26,8 @@ export interface WireRequest {
   /** Tagged operation object. */
   operation: Uint8Array;
   timeoutMs?: number | null;
+  /** The client may cancel it (its caller gave a signal or a timeout). */
+  cancellable?: boolean;
 }
 export interface WireCancel {
   id: number;

@@ -111,6 +111,11 @@ export class RemoteRuntime implements Runtime {
     });
   }
 
+  /** Operations sent on the stream and not yet answered (diagnostics). */
+  get inflightCount(): number {
+    return this.connection.inflightCount;
+  }
+
   /**
    * Opens a session on the server. Its TTL is `options.ttlMs` or the runtime's default.
    * @throws UnavailableError naming the address when no server answers there.
@@ -187,7 +192,10 @@ export class RemoteRuntime implements Runtime {
           scope[Symbol.dispose]();
           if (reason !== undefined) reject(reason);
           else if (error !== null) reject(this.errorOf(error));
-          else resolve(response as R);
+          else {
+            this.connection.markReachable();
+            resolve(response as R);
+          }
         },
       );
       const onAbort = (): void => handle.cancel();
@@ -305,7 +313,7 @@ class RemoteSession implements RuntimeSession, SessionLink {
       this.lose(new UnavailableError(`session ${this.id} closed`));
       if (!wasLive) return;
       // Best effort: if the server is unreachable the session expires after its TTL anyway.
-      await this.runtime.unary<Empty>("Close", { sessionId: this.id }).catch(() => undefined);
+      await this.runtime.unary<Empty>("Close", { sessionId: this.id }, { timeoutMs: 1000 }).catch(() => undefined);
     })();
     return this.closing;
   }

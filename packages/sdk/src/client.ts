@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createRemoteRuntime } from "@atomix-ts/remote";
 import {
   AtomixError,
   InvalidError,
@@ -240,3 +241,33 @@ export class AtomixClient implements AsyncDisposable {
 export function createClient(options?: ClientOptions): AtomixClient {
   return new AtomixClient(options);
 }
+
+// Without a runtime, a client connects to the server at ATOMIX_RUNTIME_HOST:ATOMIX_RUNTIME_PORT —
+// never to a private in-process store, which two processes could not share.
+setDefaultConnector(() => createRemoteRuntime());
+
+let defaultClient: AtomixClient | undefined;
+
+/** Closes the default client (its session ends); the next use of `atomix` opens a new one. */
+async function closeDefaultClient(): Promise<void> {
+  const client = defaultClient;
+  defaultClient = undefined;
+  await client?.close();
+}
+
+/**
+ * The default entry point, as in the Go SDK: `await atomix.getCounter("hits")`. A client
+ * connected to `ATOMIX_RUNTIME_HOST:ATOMIX_RUNTIME_PORT` (default 127.0.0.1:5678) is created on
+ * first use; `await atomix.close()` ends its session. Operations reject with `UnavailableError`,
+ * naming the address and how to start a server, when none answers there.
+ */
+export const atomix: AtomixClient = new Proxy({} as AtomixClient, {
+  get(_target, property) {
+    // Not a thenable: `await atomix` must not open a connection.
+    if (property === "then") return undefined;
+    if (property === "close" || property === Symbol.asyncDispose) return closeDefaultClient;
+    defaultClient ??= createClient();
+    const value = (defaultClient as unknown as Record<PropertyKey, unknown>)[property];
+    return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(defaultClient) : value;
+  },
+});

@@ -23,7 +23,7 @@ export {
   type MemoryStoreOptions,
 } from "@atomix-ts/core";
 export { codecs, type Codec, type KeyCodec } from "./codecs.js";
-export { AtomixClient, createClient, runtimeAddress, type ClientOptions } from "./client.js";
+export { AtomixClient, atomix, createClient, runtimeAddress, type ClientOptions } from "./client.js";
 export { Watch, type WatchOptions, type EventMeta, type ResetEvent } from "./watch.js";
 export type { PrimitiveOptions } from "./primitives/primitive.js";
 export { Counter, type CounterEvent } from "./primitives/counter.js";

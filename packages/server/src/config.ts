@@ -12,6 +12,7 @@
  * ```
  */
 import { readFile } from "node:fs/promises";
+import { createSqliteStore } from "@atomix-ts/store-sqlite";
 import {
   InvalidError,
   createMemoryStore,
@@ -40,7 +41,13 @@ export interface ServerConfig {
 /** Builds a store from its configuration. */
 export type StoreFactory = (config: StoreConfig, context: { name: string }) => Runtime | Promise<Runtime>;
 
-const storeFactories = new Map<string, StoreFactory>([["memory", () => createMemoryStore()]]);
+/** Where `atomix serve` keeps sqlite data when no directory is given (relative to its working directory). */
+export const DEFAULT_DATA_DIR = "atomix-data";
+
+const storeFactories = new Map<string, StoreFactory>([
+  ["memory", () => createMemoryStore()],
+  ["sqlite", (config) => createSqliteStore({ dataDir: config.dataDir ?? DEFAULT_DATA_DIR })],
+]);
 
 /** Makes a store type available to configurations (`sqlite`, `etcd` register themselves here). */
 export function registerStoreType(type: string, factory: StoreFactory): void {

@@ -3,6 +3,7 @@
  * answers. Everything about primitives lives in the runtime and its stores; a second front-end
  * (the Atomix 4 API) can host the same runtime next to this one.
  */
+import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import {
   CanceledError,
@@ -109,7 +110,8 @@ type Outgoing = { frame: ServerFrame; size: number } | { watch: Served };
 
 /** One Connect stream: requests, cancels and watches multiplexed, answers batched per tick. */
 export class StreamHandler {
-  private readonly inflight = new Map<number, AbortController>();
+  /** Requests in flight; cancellable ones with their own controller. */
+  private readonly inflight = new Map<number, AbortController | undefined>();
   private readonly watches = new Map<number, Served>();
   /** Aborts when the stream ends: ends the subscription phase of watches. */
   private readonly ended = new AbortController();
@@ -127,6 +129,8 @@ export class StreamHandler {
   ) {}
 
   start(): void {
+    // Every operation in flight without a controller of its own listens to this one signal.
+    setMaxListeners(0, this.ended.signal);
     this.context.streams.add(this);
     // Headers first: the client sends operations only once it sees them.
     this.call.sendMetadata(new grpc.Metadata());
@@ -158,7 +162,8 @@ export class StreamHandler {
     if (this.inflight.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
-          for (const controller of this.inflight.values()) controller.abort(shuttingDown());
+          for (const controller of this.inflight.values()) controller?.abort(shuttingDown());
+          this.ended.abort(shuttingDown());
           resolve();
         }, graceMs);
         this.idle = () => {
@@ -181,7 +186,7 @@ export class StreamHandler {
     this.context.streams.delete(this);
     const gone = new CanceledError("the client's stream ended");
     this.ended.abort(gone);
-    for (const controller of this.inflight.values()) controller.abort(gone);
+    for (const controller of this.inflight.values()) controller?.abort(gone);
     for (const served of this.watches.values()) this.stopWatch(served, undefined);
     this.out = [];
     const waiters = this.drainWaiters;
@@ -222,14 +227,16 @@ export class StreamHandler {
       this.fail(id, statusOf(error));
       return;
     }
-    const controller = new AbortController();
-    this.inflight.set(id, controller);
     const timeoutMs = request.timeoutMs;
+    // Most operations can only be aborted by the stream ending: they share its signal, sparing
+    // a controller (and the store a linked one) per operation.
+    const controller = request.cancellable === true || timeoutMs != null ? new AbortController() : undefined;
+    this.inflight.set(id, controller);
     const timer =
-      timeoutMs == null
+      controller === undefined || timeoutMs == null
         ? undefined
         : setTimeout(() => controller.abort(new TimeoutError(`operation timed out after ${timeoutMs} ms`)), timeoutMs);
-    const options = { signal: controller.signal };
+    const options = { signal: controller?.signal ?? this.ended.signal };
     const known = this.context.sessions.get(request.sessionId);
     let run: Promise<unknown>;
     let session: RuntimeSession | undefined = known;
@@ -263,7 +270,10 @@ export class StreamHandler {
       },
       (error: unknown) => {
         this.settled(id, timer);
-        this.fail(id, statusOf(error));
+        // A store reports any abort as canceled; the server knows why it aborted (deadline, the
+        // client's cancel, shutdown) and says so.
+        const signal = options.signal;
+        this.fail(id, statusOf(error instanceof CanceledError && signal.aborted ? signal.reason : error));
       },
     );
   }

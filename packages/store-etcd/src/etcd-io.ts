@@ -22,6 +22,9 @@ import {
   type IRequestOp,
   type IRangeResponse,
   type ITxnResponse,
+  type IDuplexStream,
+  type IWatchRequest,
+  type IWatchResponse,
 } from "etcd3";
 import {
   AtomixError,
@@ -31,8 +34,12 @@ import {
   TimeoutError,
   UnavailableError,
   UnknownError,
+  callScope,
   raceSignal,
 } from "@atomix-ts/core";
+
+/** The signal of a call with no signal and no timeout (it never aborts: no need to race it). */
+const NEVER = callScope().signal;
 
 export type { ICompare, IKeyValue, IRequestOp, IRangeResponse, ITxnResponse };
 
@@ -114,13 +121,27 @@ export interface RangeOptions {
   descending?: boolean | undefined;
 }
 
-/** Thrown by `range` at a revision that was compacted away. */
-export class CompactedError extends FaultError {}
+/**
+ * Thrown by `range` at a revision that was compacted away. (AtomixError subclasses match
+ * `instanceof` by code, so test with `isCompacted`, not `instanceof CompactedError`.)
+ */
+export class CompactedError extends FaultError {
+  readonly compacted = true;
+}
+
+export const isCompacted = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { compacted?: unknown }).compacted === true;
 
 export class EtcdIo {
   readonly client: Etcd3;
-  private readonly requestTimeoutMs: number;
+  /** Deadline of each etcd call. */
+  readonly requestTimeoutMs: number;
   readonly endpoints: string[];
+  /**
+   * Keys a lock waiter is watching right now, with how many waiters watch each (diagnostics:
+   * tests check that each waiter watches only its predecessor).
+   */
+  readonly keyWatches = new Map<string, number>();
 
   constructor(options: EtcdIoOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -133,7 +154,6 @@ export class EtcdIo {
       // No global retry: a write whose reply was lost may have applied. Reads retry below.
       // No per-host circuit breaker either: each call picks a host; a dead one fails fast.
       faultHandling: { global: noop, host: () => noop },
-      grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 },
     });
   }
 
@@ -212,6 +232,15 @@ export class EtcdIo {
     });
   }
 
+  /** Opens a watch stream (the caller writes its create request). @throws UnavailableError */
+  async openWatch(): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> {
+    try {
+      return await this.client.watchClient.watch();
+    } catch (error) {
+      throw mapEtcdError(error, false);
+    }
+  }
+
   /** Compacts the history up to `revision` (tests and operators). */
   async compact(revision: bigint): Promise<void> {
     try {
@@ -230,7 +259,7 @@ export class EtcdIo {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (signal?.aborted === true) throw AtomixError.from(signal.reason);
       try {
-        return signal === undefined ? await call() : await raceSignal(call(), signal);
+        return signal === undefined || signal === NEVER ? await call() : await raceSignal(call(), signal);
       } catch (error) {
         if (error instanceof AtomixError) throw error;
         last = error;

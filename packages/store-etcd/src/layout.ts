@@ -39,6 +39,10 @@ export interface EnvelopeHeader {
   e?: number;
   /** IndexedMap: the entry's key. */
   k?: string;
+  /** MultiMap: the pair's place in the transaction that added it. */
+  o?: number;
+  /** Map: the entry's event place in the transaction that wrote it (absent: 0). */
+  x?: number;
 }
 
 export function wrap(value: Uint8Array, header: EnvelopeHeader = {}): Buffer {
@@ -52,6 +56,25 @@ export function unwrap(stored: Uint8Array): { header: EnvelopeHeader; value: Uin
   const head = Buffer.from(stored.buffer, stored.byteOffset + 1, length).toString("utf8");
   const header = (length === 0 ? {} : JSON.parse(head)) as EnvelopeHeader;
   return { header, value: new Uint8Array(stored.subarray(1 + length)) };
+}
+
+/**
+ * Versions are etcd revisions scaled by EVENTS_PER_REVISION, plus the event's place among
+ * the primitive's events of that revision: one transaction (a map transaction, a clear, a
+ * putAll) is one revision but several events, and every event needs a version of its own so
+ * a watcher can resume after any one of them. `version / EVENTS_PER_REVISION` is the revision.
+ */
+export const EVENTS_PER_REVISION = 1_000_000n;
+
+/** The version of the `index`th event of a primitive at `revision`. */
+export const versionAt = (revision: bigint, index = 0): bigint => revision * EVENTS_PER_REVISION + BigInt(index);
+
+/** A version after every event at `revision` (snapshots taken at that revision). */
+export const headVersion = (revision: bigint): bigint => revision * EVENTS_PER_REVISION + EVENTS_PER_REVISION - 1n;
+
+/** The revision and event place of a version. */
+export function splitVersion(version: bigint): { revision: bigint; index: number } {
+  return { revision: version / EVENTS_PER_REVISION, index: Number(version % EVENTS_PER_REVISION) };
 }
 
 /** etcd leases are whole seconds and at least 2 s (etcd grants 2 s for anything less). */

@@ -11,6 +11,7 @@ import {
   NotFoundError,
   UnavailableError,
   callScope,
+  raceSignal,
   validateRef,
   type CallOptions,
   type EventStream,
@@ -276,8 +277,7 @@ export class EtcdStore implements Runtime {
       });
       state.watches.add(watch);
       try {
-        await watch.start();
-        scope.throwIfAborted();
+        await raceSignal(watch.start(), scope.signal);
       } catch (error) {
         await watch.queue.return();
         throw error;

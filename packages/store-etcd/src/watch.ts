@@ -7,6 +7,7 @@
  */
 import {
   AsyncQueue,
+  FaultError,
   InvalidError,
   UnavailableError,
   eventKey,
@@ -18,7 +19,8 @@ import {
   type WatchRequest,
 } from "@atomix-ts/core";
 import type { IWatchRequest, IWatchResponse, IDuplexStream } from "etcd3";
-import { CompactedError, kb, ks, prefixEnd, revisionOf, type EtcdIo } from "./etcd-io.js";
+import { isCompacted, kb, ks, prefixEnd, revisionOf, type EtcdIo } from "./etcd-io.js";
+import { EVENTS_PER_REVISION, headVersion, splitVersion, versionAt } from "./layout.js";
 import type { Decoder, KeyChange } from "./recipe.js";
 
 type AnyEvent = RuntimeEvent<PrimitiveType>;
@@ -43,6 +45,8 @@ export class PrimitiveWatch {
   private closed = false;
   private pendingGroup: { revision: bigint; changes: KeyChange[] } | undefined;
   private retryDelayMs = 50;
+  /** Resuming inside a revision: its events up to this place were delivered already. */
+  private skip: { revision: bigint; index: number } | undefined;
 
   constructor(private readonly setup: WatchSetup) {
     this.decoder = setup.decoder();
@@ -62,20 +66,24 @@ export class PrimitiveWatch {
     const end = prefixEnd(base);
     const current = await io.range(base, { end });
     const head = revisionOf(current);
-    const from = request.fromVersion;
+    const from = request.fromVersion === undefined ? undefined : splitVersion(request.fromVersion);
     if (request.replay === true) {
       this.revision = head;
       for (const { event, version } of this.decoder.load(current.kvs, head)) this.emit(event, version, true);
-    } else if (from !== undefined && from < head) {
+    } else if (from !== undefined && from.revision <= head) {
+      // Rebuild the state just before the version's revision, then replay that revision's
+      // events after the version's place, and everything after it.
+      const before = from.revision - 1n;
       try {
-        const past = await io.range(base, { end, revision: from });
-        this.decoder.load(past.kvs, from);
-        this.revision = from;
+        const past = before <= 0n ? [] : (await io.range(base, { end, revision: before })).kvs;
+        this.decoder.load(past, before);
+        this.revision = before;
+        this.skip = from;
       } catch (error) {
-        if (!(error instanceof CompactedError)) throw error;
+        if (!isCompacted(error)) throw error;
         this.reset(current.kvs, head);
       }
-    } else if (from !== undefined && from > head) {
+    } else if (from !== undefined) {
       // The watcher is ahead of this cluster (a different cluster or a restore): start over.
       this.reset(current.kvs, head);
     } else {
@@ -92,7 +100,8 @@ export class PrimitiveWatch {
       .map(({ event }) => event)
       .filter((event) => this.keep(event));
     this.revision = head;
-    this.queue.push({ type: "reset", version: head, state } as AnyEvent);
+    this.skip = undefined;
+    this.queue.push({ type: "reset", version: headVersion(head), state } as AnyEvent);
   }
 
   private keep(event: PrimitiveEvent<PrimitiveType>): boolean {
@@ -108,7 +117,7 @@ export class PrimitiveWatch {
   /** Opens an etcd watch stream from the revision after the last one applied. */
   private async connect(): Promise<void> {
     const { io, base } = this.setup;
-    const stream = await io.client.watchClient.watch();
+    const stream = await io.openWatch();
     if (this.closed) {
       stream.cancel();
       return;
@@ -116,19 +125,28 @@ export class PrimitiveWatch {
     this.stream = stream;
     await new Promise<void>((resolve, reject) => {
       let created = false;
+      // A watch etcd never confirms is a failure, not a hang.
+      const timer = setTimeout(() => {
+        if (created) return;
+        stream.cancel();
+        reject(new UnavailableError(`etcd did not register the watch within ${io.requestTimeoutMs} ms`));
+      }, io.requestTimeoutMs);
       stream.on("data", (response: IWatchResponse) => {
         if (response.created && !created) {
           created = true;
+          clearTimeout(timer);
           this.retryDelayMs = 50;
           resolve();
         }
         this.onResponse(response);
       });
       stream.on("error", (error: Error) => {
+        clearTimeout(timer);
         if (!created) reject(new UnavailableError(`etcd watch failed: ${error.message}`, { cause: error }));
         else this.onStreamEnd(stream);
       });
       stream.on("end", () => {
+        clearTimeout(timer);
         if (!created) reject(new UnavailableError("etcd watch stream ended before it was registered"));
         else this.onStreamEnd(stream);
       });
@@ -169,7 +187,18 @@ export class PrimitiveWatch {
     if (group === undefined) return;
     this.pendingGroup = undefined;
     this.revision = group.revision;
-    for (const event of this.decoder.apply(group.changes, group.revision)) this.emit(event, group.revision, false);
+    const skip = this.skip?.revision === group.revision ? this.skip.index : -1;
+    this.skip = undefined;
+    // Places count every event of the revision, filtered or not, so versions agree across watchers.
+    const events = this.decoder.apply(group.changes, group.revision);
+    if (BigInt(events.length) >= EVENTS_PER_REVISION) {
+      // Cannot happen with this store's writes (clears are chunked); never number them wrong.
+      this.queue.fail(new FaultError(`revision ${group.revision} holds ${events.length} events, more than versions can number`));
+      return;
+    }
+    events.forEach((event, place) => {
+      if (place > skip) this.emit(event, versionAt(group.revision, place), false);
+    });
   }
 
   private onStreamEnd(stream: IDuplexStream<IWatchRequest, IWatchResponse>): void {

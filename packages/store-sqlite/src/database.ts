@@ -3,7 +3,8 @@
  * durability settings checked after they are set, and the schema.
  *
  * Layout (format 1):
- * - `log(seq, input)`: every input since the last checkpoint, in order (v8-serialised `HostInput`).
+ * - `log(seq, inputs)`: every input since the last checkpoint, in order; one row per commit,
+ *   holding that commit's inputs (v8-serialised `HostInput`s, each after its uint32 length).
  * - `primitives(type, name, machine, history)`: each primitive's `save()` and its watch history
  *   as of the last checkpoint that found it changed.
  * - `meta(key, value)`: the sessions and the request counter as of the last checkpoint, and the
@@ -96,7 +97,7 @@ function initialise(db: SqliteDatabase): void {
   db.transaction(() => {
     db.pragma(`application_id = ${APPLICATION_ID}`);
     db.exec(`
-      CREATE TABLE log (seq INTEGER PRIMARY KEY, input BLOB NOT NULL);
+      CREATE TABLE log (seq INTEGER PRIMARY KEY, inputs BLOB NOT NULL);
       CREATE TABLE primitives (
         type TEXT NOT NULL,
         name TEXT NOT NULL,

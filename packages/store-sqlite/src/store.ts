@@ -28,7 +28,7 @@ import {
   type TimerHandle,
 } from "@atomix-ts/core";
 import { mapSqliteError, openDatabase, resolveDataFile, type SqliteDatabase } from "./database.js";
-import { SqliteJournal, type JournalStats } from "./journal.js";
+import { SqliteJournal, unframe, type JournalStats } from "./journal.js";
 
 export interface SqliteStoreOptions {
   /** Directory holding the data file (`atomix.db`), created if missing. Give this or `path`. */
@@ -90,6 +90,8 @@ export class SqliteStore implements Runtime {
   private readonly checkpointOnClose: boolean;
   private logEntries = 0;
   private checkpoints = 0;
+  /** Start-up leaves a long log's checkpoint to the first commit after it, so start-up stays short. */
+  private recovering = false;
   private closed = false;
   /** Why the store stopped serving, if a commit failed. */
   private failure: AtomixError | undefined;
@@ -104,6 +106,7 @@ export class SqliteStore implements Runtime {
    */
   constructor(options: SqliteStoreOptions) {
     const started = performance.now();
+    let host: MemoryStore | undefined;
     if (typeof options !== "object" || options === null) throw new InvalidError("options must be an object");
     const checkpointEntries = options.checkpointEntries ?? DEFAULT_CHECKPOINT_ENTRIES;
     if (!Number.isSafeInteger(checkpointEntries) || checkpointEntries <= 0) {
@@ -123,7 +126,7 @@ export class SqliteStore implements Runtime {
         (entries) => this.afterFlush(entries),
         (error) => this.failed(error),
       );
-      this.host = new MemoryStore({
+      this.host = host = new MemoryStore({
         clock: this.clock,
         historySize: options.historySize,
         watchBufferSize: options.watchBufferSize,
@@ -133,7 +136,9 @@ export class SqliteStore implements Runtime {
       const primitives = this.restoreCheckpoint(meta);
       const replayed = this.replayLog();
       this.host.finishRecovery();
+      this.recovering = true;
       this.journal.flush();
+      this.recovering = false;
       this.recovery = {
         primitives,
         sessions: this.host.sessionCount,
@@ -141,6 +146,8 @@ export class SqliteStore implements Runtime {
         durationMs: performance.now() - started,
       };
     } catch (error) {
+      // Clears any timer recovery armed, so nothing fires against the closed file.
+      void host?.close();
       this.db.close();
       throw mapSqliteError(error, this.path);
     }
@@ -236,15 +243,23 @@ export class SqliteStore implements Runtime {
 
   private replayLog(): number {
     let count = 0;
-    const rows = this.db.prepare<[], { seq: number; input: Buffer }>("SELECT seq, input FROM log ORDER BY seq");
+    const rows = this.db.prepare<[], { seq: number; inputs: Buffer }>("SELECT seq, inputs FROM log ORDER BY seq");
     for (const row of rows.iterate()) {
-      const input = decode(row.input, `log entry ${row.seq}`) as HostInput;
-      if (typeof input !== "object" || input === null || typeof input.kind !== "string") {
-        throw new FaultError(`${this.path}: log entry ${row.seq} is malformed`);
+      let entries: Buffer[];
+      try {
+        entries = [...unframe(row.inputs)];
+      } catch (error) {
+        throw new FaultError(`${this.path}: log row ${row.seq} is corrupt`, { cause: error });
       }
-      if ("now" in input) this.clock.observe(input.now);
-      this.host.replay(input);
-      count++;
+      for (const entry of entries) {
+        const input = decode(entry, `log row ${row.seq}`) as HostInput;
+        if (typeof input !== "object" || input === null || typeof input.kind !== "string") {
+          throw new FaultError(`${this.path}: log row ${row.seq} holds a malformed input`);
+        }
+        if ("now" in input) this.clock.observe(input.now);
+        this.host.replay(input);
+        count++;
+      }
     }
     this.logEntries = count;
     return count;
@@ -252,7 +267,7 @@ export class SqliteStore implements Runtime {
 
   private afterFlush(entries: number): void {
     this.logEntries += entries;
-    if (this.logEntries < this.checkpointEntries) return;
+    if (this.recovering || this.logEntries < this.checkpointEntries) return;
     try {
       this.checkpoint();
     } catch (error) {

@@ -54,7 +54,10 @@ export interface Violation<I, O> {
 export interface CheckResult<I, O> {
   readonly verdict: Verdict;
   readonly model: string;
-  /** Operations searched (after dropping `fail` operations the model does not check). */
+  /**
+   * Operations searched: after dropping `fail` operations the model does not check and
+   * indeterminate ones its `simplify` leaves out.
+   */
   readonly operations: number;
   readonly partitions: readonly PartitionReport[];
   /** Present when the verdict is `illegal`. */
@@ -92,14 +95,10 @@ export function check<S, I, O>(
   const deadline = started + timeBudgetMs;
 
   const parts: Partition<I, O>[] = model.partition?.(history) ?? [{ key: "", operations: history }];
-  const searches = parts.map(
-    (part) =>
-      new PartitionSearch(
-        model,
-        part.key,
-        part.operations.filter((op) => op.status !== "fail" || model.checksFailure?.(op) === true),
-      ),
-  );
+  const searches = parts.map((part) => {
+    const kept = part.operations.filter((op) => op.status !== "fail" || model.checksFailure?.(op) === true);
+    return new PartitionSearch(model, part.key, model.simplify?.(kept) ?? kept);
+  });
   const verdicts = new Map<PartitionSearch<S, I, O>, Verdict>();
   let active = searches.filter((search) => {
     if (search.size > 0) return true;
@@ -154,10 +153,11 @@ export function check<S, I, O>(
 /**
  * A decision on the search stack. `place`: the operation was linearized here, leading to
  * `after[alternative]`. `skip`: an indeterminate operation was passed over here; when the
- * search comes back to this frame it tries placing it here instead.
+ * search comes back to this frame it tries placing it here instead. `drop`: an
+ * indeterminate operation the model says is obsolete was taken out of the list.
  */
 interface Frame<S> {
-  readonly kind: "place" | "skip";
+  readonly kind: "place" | "skip" | "drop";
   readonly op: number;
   readonly before: S;
   readonly after: readonly S[];
@@ -179,10 +179,18 @@ const nothing: readonly never[] = [];
  * operation's return is at +∞, so reaching one means every definite operation is placed:
  * the remaining ones are taken never to have happened. Indeterminate calls are first
  * passed over and only placed when the search comes back to them (see `run`).
+ *
+ * Configurations already explored are remembered (Lowe): the set of definite operations
+ * placed, the state, and the set of indeterminate ones placed. A new configuration is
+ * pruned if one with the same definite set and state and a subset of its indeterminate
+ * ones was seen: whatever can follow the bigger set can follow the smaller one, by never
+ * placing the extra indeterminate operations. This is what keeps a handful of lost writes
+ * from making the search try every subset of them.
  */
 class PartitionSearch<S, I, O> {
   readonly size: number;
   steps = 0;
+  /** The partition's operations in order of invocation, so placed ones form a near-prefix. */
   private readonly ops: readonly Operation<I, O>[];
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
@@ -191,13 +199,18 @@ class PartitionSearch<S, I, O> {
   private readonly nodeIsCall: Uint8Array;
   private readonly callNode: Int32Array;
   private readonly returnNode: Int32Array;
-  /** Random words per operation; XOR of those linearized hashes the set (Zobrist). */
-  private readonly zobristLow: Uint32Array;
-  private readonly zobristHigh: Uint32Array;
-  private readonly bits: Uint32Array;
-  private hashLow = 0;
-  private hashHigh = 0;
-  private readonly seen = new Map<string, Uint32Array[]>();
+  /** Per operation: whether it is indeterminate, and its index among its kind. */
+  private readonly isInfo: Uint8Array;
+  private readonly ordinal: Int32Array;
+  /** Placed definite operations; words below `lowWord` are full, above `highWord` empty. */
+  private readonly definite: Uint32Array;
+  private lowWord = 0;
+  private highWord = -1;
+  /** Placed indeterminate operations. */
+  private readonly info: Uint32Array;
+  private readonly infoCount: number;
+  /** Explored configurations: key of (definite set, state) → indeterminate sets seen with it. */
+  private readonly seen = new Map<string, Uint32Array[] | null>();
   private readonly stack: Frame<S>[] = [];
   private state: S;
   private cursor: number;
@@ -209,8 +222,12 @@ class PartitionSearch<S, I, O> {
   constructor(
     private readonly model: Model<S, I, O>,
     readonly key: string,
-    ops: readonly Operation<I, O>[],
+    operations: readonly Operation<I, O>[],
   ) {
+    const ops = operations
+      .map((op, position) => ({ op, position }))
+      .sort((a, b) => (a.op.invokedAt < b.op.invokedAt ? -1 : a.op.invokedAt > b.op.invokedAt ? 1 : a.position - b.position))
+      .map(({ op }) => op);
     this.ops = ops;
     const n = ops.length;
     this.size = n;
@@ -245,21 +262,18 @@ class PartitionSearch<S, I, O> {
     });
     this.next[0] = n > 0 ? 1 : -1;
     this.prev[0] = -1;
-    this.zobristLow = new Uint32Array(n);
-    this.zobristHigh = new Uint32Array(n);
-    let seed = 0x9e3779b9 ^ n;
-    const random = (): number => {
-      // xorshift32: deterministic, so a report can be reproduced step for step.
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return seed >>> 0;
-    };
-    for (let i = 0; i < n; i++) {
-      this.zobristLow[i] = random();
-      this.zobristHigh[i] = random();
-    }
-    this.bits = new Uint32Array(Math.ceil(n / 32));
+    this.isInfo = new Uint8Array(n);
+    this.ordinal = new Int32Array(n);
+    let definiteCount = 0;
+    let infoCount = 0;
+    ops.forEach((op, i) => {
+      const info = op.status === "info";
+      this.isInfo[i] = info ? 1 : 0;
+      this.ordinal[i] = info ? infoCount++ : definiteCount++;
+    });
+    this.infoCount = infoCount;
+    this.definite = new Uint32Array(Math.ceil(definiteCount / 32));
+    this.info = new Uint32Array(Math.ceil(infoCount / 32));
     this.state = model.init();
     this.cursor = this.next[0]!;
   }
@@ -276,18 +290,24 @@ class PartitionSearch<S, I, O> {
       if (node === -1) return "ok";
       const op = this.nodeOp[node]!;
       if (this.nodeIsCall[node] === 1) {
-        if (this.ops[op]!.status === "info") {
-          // Passing over first: an indeterminate operation matters only when some
-          // observation needs it, and placing them all eagerly would make the search try
-          // every subset of them before the one that is empty.
-          this.stack.push({ kind: "skip", op, before: this.state, after: nothing, alternative: -1 });
-          this.cursor = this.next[node]!;
+        if (this.isInfo[op] === 1) {
+          const next = this.next[node]!;
+          if (this.model.obsolete?.(this.state, this.ops[op]!) === true) {
+            // It can never take effect in this branch: stop offering it (until backtracking).
+            this.stack.push({ kind: "drop", op, before: this.state, after: nothing, alternative: -1 });
+            this.lift(node);
+          } else {
+            // Passing over first: an indeterminate operation matters only when some
+            // observation needs it.
+            this.stack.push({ kind: "skip", op, before: this.state, after: nothing, alternative: -1 });
+          }
+          this.cursor = next;
         } else if (!this.place(node, op, this.model.step(this.state, this.ops[op]!), 0)) {
           this.cursor = this.next[node]!;
         }
         continue;
       }
-      if (this.ops[op]!.status === "info") return "ok";
+      if (this.isInfo[op] === 1) return "ok";
       // The operation returning here was never placed: this branch is dead.
       if (this.best === undefined || this.placed > this.best.linearized.length) {
         this.best = {
@@ -309,6 +329,10 @@ class PartitionSearch<S, I, O> {
     const frame = this.stack.pop();
     if (frame === undefined) return false;
     const callNode = this.callNode[frame.op]!;
+    if (frame.kind === "drop") {
+      this.unlift(callNode);
+      return true;
+    }
     if (frame.kind === "skip") {
       // Every later decision is undone, so the state is the one the operation was passed over in.
       if (this.place(callNode, frame.op, this.model.step(this.state, this.ops[frame.op]!), 0)) this.backtracking = false;
@@ -317,7 +341,7 @@ class PartitionSearch<S, I, O> {
     this.unplace(frame);
     if (this.place(callNode, frame.op, frame.after, frame.alternative + 1)) {
       this.backtracking = false;
-    } else if (this.ops[frame.op]!.status !== "info") {
+    } else if (this.isInfo[frame.op] !== 1) {
       // Not placing it here is the last branch (for an indeterminate one, it came first).
       this.cursor = this.next[callNode]!;
       this.backtracking = false;
@@ -342,41 +366,78 @@ class PartitionSearch<S, I, O> {
 
   /** Tries `after[from…]` for the operation at `callNode`; places the first new configuration. */
   private place(callNode: number, op: number, after: readonly S[], from: number): boolean {
-    const word = op >>> 5;
-    const mask = 1 << (op & 31);
-    const low = (this.hashLow ^ this.zobristLow[op]!) >>> 0;
-    const high = (this.hashHigh ^ this.zobristHigh[op]!) >>> 0;
-    this.bits[word]! |= mask;
+    if (from >= after.length) return false;
+    this.mark(op, true);
+    const prefix = this.definiteKey();
     for (let alternative = from; alternative < after.length; alternative++) {
       const state = after[alternative]!;
-      const key = `${low}:${high}:${this.model.key(state)}`;
-      let seen = this.seen.get(key);
-      if (seen !== undefined && seen.some((bits) => sameBits(bits, this.bits))) continue;
-      if (seen === undefined) {
-        seen = [];
-        this.seen.set(key, seen);
-      }
-      seen.push(this.bits.slice());
+      if (!this.remember(`${prefix}|${this.model.key(state)}`)) continue;
       this.stack.push({ kind: "place", op, before: this.state, after, alternative });
       this.placed++;
       this.state = state;
-      this.hashLow = low;
-      this.hashHigh = high;
       this.lift(callNode);
       this.cursor = this.next[0]!;
       return true;
     }
-    this.bits[word]! &= ~mask;
+    this.mark(op, false);
     return false;
   }
 
   private unplace(frame: Frame<S>): void {
     this.placed--;
     this.state = frame.before;
-    this.hashLow = (this.hashLow ^ this.zobristLow[frame.op]!) >>> 0;
-    this.hashHigh = (this.hashHigh ^ this.zobristHigh[frame.op]!) >>> 0;
-    this.bits[frame.op >>> 5]! &= ~(1 << (frame.op & 31));
+    this.mark(frame.op, false);
     this.unlift(this.callNode[frame.op]!);
+  }
+
+  /** Records the configuration; false if it (or one that dominates it) was seen before. */
+  private remember(key: string): boolean {
+    if (this.infoCount === 0) {
+      if (this.seen.has(key)) return false;
+      this.seen.set(key, null);
+      return true;
+    }
+    let sets = this.seen.get(key);
+    if (sets === undefined || sets === null) {
+      sets = [];
+      this.seen.set(key, sets);
+    } else if (sets.some((seen) => isSubset(seen, this.info))) {
+      return false;
+    }
+    sets.push(this.info.slice());
+    return true;
+  }
+
+  private mark(op: number, placed: boolean): void {
+    const index = this.ordinal[op]!;
+    const word = index >>> 5;
+    const mask = 1 << (index & 31);
+    if (this.isInfo[op] === 1) {
+      if (placed) this.info[word]! |= mask;
+      else this.info[word]! &= ~mask;
+      return;
+    }
+    const bits = this.definite;
+    if (placed) {
+      bits[word]! |= mask;
+      if (word > this.highWord) this.highWord = word;
+      while (this.lowWord < bits.length && bits[this.lowWord] === 0xffffffff) this.lowWord++;
+    } else {
+      bits[word]! &= ~mask;
+      if (word < this.lowWord) this.lowWord = word;
+      while (this.highWord >= 0 && bits[this.highWord] === 0) this.highWord--;
+    }
+  }
+
+  /**
+   * The placed definite set, canonically and compactly: the count of full leading words,
+   * then the words up to the last non-empty one. Operations are numbered by invocation and
+   * placed roughly in that order, so this stays a few words long whatever the history's size.
+   */
+  private definiteKey(): string {
+    let key = `${this.lowWord}:`;
+    for (let word = this.lowWord; word <= this.highWord; word++) key += `${this.definite[word]!.toString(36)},`;
+    return key;
   }
 
   /** Removes an operation's call and return from the list. */
@@ -406,7 +467,8 @@ class PartitionSearch<S, I, O> {
   }
 }
 
-function sameBits(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether every bit of `a` is set in `b`. */
+function isSubset(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < a.length; i++) if ((a[i]! & ~b[i]!) !== 0) return false;
   return true;
 }

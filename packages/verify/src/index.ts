@@ -35,6 +35,8 @@ export { classifyError, definiteErrorCodes, errorCodeOf, type Certainty, type Cl
 export { encodeJsonLine, decodeJsonLine, decodeJsonLines } from "./json-lines.js";
 export {
   createRecorder,
+  createRunId,
+  freshName,
   historyFromEvents,
   mergeHistories,
   type HistoryEvent,

@@ -36,6 +36,22 @@ export interface Model<S, I, O> {
    * conditional write). Others are dropped before the search. Default: none.
    */
   checksFailure?(op: Operation<I, O>): boolean;
+  /**
+   * Leaves indeterminate operations out of a partition's search where that provably cannot
+   * change the verdict: leaving one out means choosing "it never happened", so this is
+   * sound only when any linearization in which it happened has a counterpart in which it
+   * did not — an indeterminate read, or a write of a unique value that nothing observed.
+   * Each pending indeterminate operation multiplies the search, so this matters.
+   * Default: keep everything.
+   */
+  simplify?(operations: readonly Operation<I, O>[]): readonly Operation<I, O>[];
+  /**
+   * Whether an indeterminate operation can no longer take effect, neither in `state` nor in
+   * any state that can follow it (a conditional write whose version is in the past). The
+   * search then stops offering it in this branch. Must depend only on `state` and `op`.
+   * Default: never.
+   */
+  obsolete?(state: S, op: Operation<I, O>): boolean;
   /** Renders a state for reports. Default: `key(state)`. */
   describe?(state: S): string;
 }

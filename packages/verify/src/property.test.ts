@@ -36,7 +36,7 @@ type Result<O> = { ok: O } | { fail: string };
 /** A reference implementation: chooses an input for the current state and applies it. */
 interface Reference<S, I, O> {
   init(): S;
-  next(random: Random, state: S): I;
+  next(random: Random, state: S, process: string): I;
   apply(state: S, input: I): { state: S; result: Result<O> };
 }
 
@@ -80,7 +80,7 @@ function generate<S, I, O>(reference: Reference<S, I, O>, random: Random, option
   let state = reference.init();
   const ops: Operation<I, O>[] = [];
   for (const { slot } of ordered) {
-    const input = reference.next(random, state);
+    const input = reference.next(random, state, slot.process);
     let result: Result<O> | undefined;
     if (slot.effectAt !== undefined) {
       const applied = reference.apply(state, input);
@@ -200,14 +200,12 @@ interface MutexRef {
   value?: string | undefined;
   written: number;
 }
-const owners = ["o1", "o2", "o3"];
 const mutexRef: Reference<MutexRef, MutexInput, MutexOutput> = {
   init: () => ({ version: 0n, written: 0 }),
-  next(random, s) {
+  next(random, s, owner) {
     const roll = random();
-    const owner = pick(random, owners);
     if (roll < 0.25) return { op: "tryAcquire", owner };
-    if (roll < 0.45) return { op: "release", owner: s.holder !== undefined && random() < 0.7 ? s.holder.owner : owner };
+    if (roll < 0.45) return { op: "release", owner };
     if (roll < 0.7) {
       const fence = s.holder !== undefined && random() < 0.6 ? s.holder.version : random() < 0.5 ? undefined : BigInt(Math.floor(random() * Number(s.version + 1n)));
       return { op: "write", value: `w${s.written}`, fence };
@@ -291,6 +289,8 @@ interface Case<S, I, O, R> {
    * depends on how often reads overlap writes of the same partition.
    */
   minRejected: number;
+  /** A few thousand operations that the search handles in seconds. */
+  large: GenerateOptions;
   /** `op` with its result changed; undefined if `op` is not a read it can change. */
   mutate(op: Operation<I, O>, history: readonly Operation<I, O>[], random: Random): Operation<I, O> | undefined;
 }
@@ -307,7 +307,7 @@ function property<S, I, O, R>(c: Case<S, I, O, R>): void {
     });
 
     it("checks a history of a few thousand operations", (t) => {
-      const ops = generate(c.reference, seeded(77), { processes: 10, opsPerProcess: 400, infoRate: 0.01 });
+      const ops = generate(c.reference, seeded(77), c.large);
       const result = check(c.model, ops, { timeBudgetMs: 60_000 });
       assert.equal(result.verdict, "ok", result.violation?.message);
       t.diagnostic(
@@ -359,6 +359,7 @@ function property<S, I, O, R>(c: Case<S, I, O, R>): void {
 
 property<unknown, RegisterInput, RegisterOutput, RegisterRef>({
   name: "versioned register",
+  large: { processes: 10, opsPerProcess: 400, infoRate: 0.01 },
   minRejected: 0.75,
   model: versionedRegister() as Model<unknown, RegisterInput, RegisterOutput>,
   reference: registerRef,
@@ -375,6 +376,7 @@ property<unknown, RegisterInput, RegisterOutput, RegisterRef>({
 
 property<unknown, CounterInput, CounterOutput, ReadonlyMap<string, bigint>>({
   name: "counter",
+  large: { processes: 10, opsPerProcess: 400, infoRate: 0.01 },
   minRejected: 0.75,
   model: counterModel() as Model<unknown, CounterInput, CounterOutput>,
   reference: counterRef,
@@ -383,6 +385,7 @@ property<unknown, CounterInput, CounterOutput, ReadonlyMap<string, bigint>>({
 
 property<unknown, SetInput, SetOutput, ReadonlySet<string>>({
   name: "set",
+  large: { processes: 10, opsPerProcess: 400, infoRate: 0.01 },
   minRejected: 0.6,
   model: setModel() as Model<unknown, SetInput, SetOutput>,
   reference: setRef,
@@ -391,8 +394,24 @@ property<unknown, SetInput, SetOutput, ReadonlySet<string>>({
 
 property<unknown, MutexInput, MutexOutput, MutexRef>({
   name: "fenced mutex",
+  large: { processes: 5, opsPerProcess: 800, infoRate: 0.01 },
   minRejected: 0.85,
   model: fencedMutex() as Model<unknown, MutexInput, MutexOutput>,
+  reference: mutexRef,
+  mutate(op, history, random) {
+    if (op.input.op !== "read") return undefined;
+    const values = history.flatMap((w) => (w.status === "ok" && w.input.op === "write" && w.input.value !== op.output?.value ? [w.input.value] : []));
+    return values.length === 0 ? undefined : { ...op, output: { value: pick(random, values) } };
+  },
+});
+
+property<unknown, MutexInput, MutexOutput, MutexRef>({
+  name: "fenced mutex with leases",
+  // Leases let an unseen holder come and go at any point: with lost outcomes in the mix,
+  // this is the most expensive model to search (see docs/linearizability.md).
+  large: { processes: 5, opsPerProcess: 300, infoRate: 0.01 },
+  minRejected: 0.85,
+  model: fencedMutex({ leases: true }) as Model<unknown, MutexInput, MutexOutput>,
   reference: mutexRef,
   mutate(op, history, random) {
     if (op.input.op !== "read") return undefined;

@@ -11,7 +11,7 @@ import { classifyError } from "./classify.js";
 import { decodeJsonLine, encodeJsonLine } from "./json-lines.js";
 import { versionedRegister, type RegisterInput, type RegisterOutput } from "./models/versioned-register.js";
 import type { Operation } from "./history.js";
-import { createRecorder, historyFromEvents, mergeHistories } from "./recorder.js";
+import { createRecorder, createRunId, freshName, historyFromEvents, mergeHistories } from "./recorder.js";
 
 /** A clock that reads 10, 20, 30… */
 function steppingClock(): () => bigint {
@@ -100,6 +100,17 @@ describe("recorder", () => {
     assert.throws(() => recorder.fail({ op: "nope" }, new Error("x")), InvalidError);
     assert.throws(() => recorder.invoke({} as unknown as string, {}), InvalidError);
     assert.throws(() => createRecorder({ id: "" }), InvalidError);
+  });
+
+  it("hands out unique values and fresh names", () => {
+    const a = createRecorder({ id: "a" });
+    const b = createRecorder({ id: "b" });
+    const seen = new Set([a.uniqueValue(), a.uniqueValue(), b.uniqueValue(), b.uniqueValue()]);
+    assert.equal(seen.size, 4);
+    const run = createRunId();
+    assert.notEqual(run, createRunId());
+    assert.match(freshName("jobs", run), /^jobs\.[a-z0-9-]+$/);
+    assert.throws(() => freshName("", run), InvalidError);
   });
 
   it("uses a monotonic nanosecond clock by default", () => {

@@ -71,6 +71,11 @@ export interface Recorder {
    * @throws whatever `call` throws (after recording it); InvalidError for a bad `process`.
    */
   run<T>(process: ProcessId, input: unknown, call: () => Promise<T>, options?: RunOptions<T>): Promise<T>;
+  /**
+   * A value no other call of any recorder with a distinct id returns (`<id>/<n>`): writes
+   * of unique values let the checker tell every write apart, and leave out unseen lost ones.
+   */
+  uniqueValue(): string;
   /** Every event so far, in recording order. */
   events(): readonly HistoryEvent[];
   /** The history so far; operations still pending are indeterminate. */
@@ -81,6 +86,23 @@ export interface Recorder {
 
 let recorders = 0;
 
+/**
+ * A short id for one run (time and randomness), valid in primitive names: give it to every
+ * process of the run, and name primitives `freshName(base, runId)` so that no run sees
+ * another run's state.
+ */
+export function createRunId(): string {
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** `base` qualified by a run id: `base.<runId>`. @throws InvalidError for an empty part. */
+export function freshName(base: string, runId: string): string {
+  if (typeof base !== "string" || base.length === 0 || typeof runId !== "string" || runId.length === 0) {
+    throw new InvalidError("freshName needs a non-empty base and run id");
+  }
+  return `${base}.${runId}`;
+}
+
 /** Creates a recorder. @throws InvalidError for an empty `id`. */
 export function createRecorder(options: RecorderOptions = {}): Recorder {
   const id = options.id ?? `${process.pid}.${(++recorders).toString(36)}.${Math.random().toString(36).slice(2, 8)}`;
@@ -90,6 +112,7 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
   const log: HistoryEvent[] = [];
   const pending = new Set<string>();
   let next = 0;
+  let values = 0;
 
   const record = (event: HistoryEvent): void => {
     if (sink !== undefined) sink(`${encodeJsonLine(event)}\n`);
@@ -147,6 +170,7 @@ export function createRecorder(options: RecorderOptions = {}): Recorder {
       recorder.ok(token, runOptions?.output === undefined ? result : runOptions.output(result));
       return result;
     },
+    uniqueValue: () => `${id}/${values++}`,
     events: () => log.slice(),
     history: () => historyFromEvents(log),
     toJsonLines: () => log.map((event) => `${encodeJsonLine(event)}\n`).join(""),

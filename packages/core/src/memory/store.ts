@@ -462,7 +462,9 @@ export class MemoryStore implements Runtime {
 
   private record(hosted: Hosted, event: AnyEvent): void {
     hosted.history.push(event);
-    if (hosted.history.length > this.historySize) hosted.history.splice(0, hosted.history.length - this.historySize);
+    // Trimmed in chunks (between historySize and twice that are kept): a splice per event
+    // would move the whole history on every write.
+    if (hosted.history.length >= 2 * this.historySize) hosted.history.splice(0, hosted.history.length - this.historySize);
   }
 
   private deliver(hosted: Hosted, event: AnyEvent): void {

@@ -238,3 +238,25 @@ export function waitFor(signal: AbortSignal, ms?: number): Promise<void> {
     if (ms !== undefined) timer = setTimeout(done, ms);
   });
 }
+
+/** A primitive with a size and a clear operation. */
+interface Sized {
+  size(options?: CallOptions): Promise<number>;
+  clear(options?: CallOptions): Promise<number>;
+}
+
+/** Adds `size NAME` and `clear NAME` to a family whose primitive `open` returns. */
+export function addSizeAndClear(family: Command, items: string, open: (client: AtomixClient, name: string) => Promise<Sized>): void {
+  addClientOptions(family.command("size <name>").description(`print the number of ${items}`)).action(
+    clientAction(async (context, name: string) => {
+      const size = await (await open(context.client(), name)).size(context.call);
+      context.out.emit({ name, size }, String(size));
+    }),
+  );
+  addClientOptions(family.command("clear <name>").description(`remove every ${items.replace(/s$/, "")}; print how many there were`)).action(
+    clientAction(async (context, name: string) => {
+      const removed = await (await open(context.client(), name)).clear(context.call);
+      context.out.emit({ name, removed }, String(removed));
+    }),
+  );
+}

@@ -2,7 +2,7 @@
 import { NotFoundError } from "@atomix-ts/core";
 import type { MapEntry, MapEvent } from "@atomix-ts/sdk";
 import type { Command } from "commander";
-import { addClientOptions, clientAction, type ClientContext } from "./client-options.js";
+import { addClientOptions, addSizeAndClear, clientAction, type ClientContext } from "./client-options.js";
 import { entryRecord, writeOptions, type WriteFlags } from "./value.js";
 import { addWatchOptions, meta, printWatch, watchOptions, type Rendered, type WatchFlags } from "./watch.js";
 
@@ -95,19 +95,7 @@ export function addMapCommands(program: Command): void {
     }),
   );
 
-  addClientOptions(map.command("size <name>").description("print the number of entries")).action(
-    clientAction(async (context, name: string) => {
-      const size = await (await context.client().getMap(name)).size(context.call);
-      context.out.emit({ name, size }, String(size));
-    }),
-  );
-
-  addClientOptions(map.command("clear <name>").description("remove every entry; print how many there were")).action(
-    clientAction(async (context, name: string) => {
-      const removed = await (await context.client().getMap(name)).clear(context.call);
-      context.out.emit({ name, removed }, String(removed));
-    }),
-  );
+  addSizeAndClear(map, "entries", (client, name) => client.getMap(name));
 
   addClientOptions(
     addWatchOptions(

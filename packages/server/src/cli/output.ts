@@ -33,6 +33,12 @@ export class Output {
     this.stdout.write(`${this.format === "json" ? jsonLine(record) : text}\n`);
   }
 
+  /** Prints one result: `record` as a JSON line, or each of `lines` (possibly none) for people. */
+  emitLines(record: OutputRecord, lines: readonly string[]): void {
+    if (this.format === "json") this.stdout.write(`${jsonLine(record)}\n`);
+    else for (const line of lines) this.stdout.write(`${line}\n`);
+  }
+
   /** Prints a note for people on stderr (progress, readiness), in either format. */
   note(message: string): void {
     this.stderr.write(`atomix: ${message}\n`);

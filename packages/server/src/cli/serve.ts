@@ -33,7 +33,7 @@ export async function serve(flags: ServeFlags, out: NodeJS.WritableStream = proc
     throw new InvalidError("--config describes the stores: do not combine it with --store or --data-dir");
   }
   const config: ServerConfig =
-    flags.config !== undefined ? await loadConfigFile(flags.config) : singleStoreConfig(flags.store ?? "memory", flags.dataDir);
+    flags.config !== undefined ? await loadConfigFile(flags.config) : singleStoreConfig(flags.store ?? "sqlite", flags.dataDir);
   const server = await startServer({
     host: flags.host,
     port: integer(flags.port, "--port"),
@@ -65,8 +65,8 @@ export function addServeCommand(program: Command): void {
     .description("host the Atomix runtime behind gRPC")
     .option("--host <host>", "interface to listen on", DEFAULT_HOST)
     .option("--port <port>", "port to listen on (0: any free port)", String(DEFAULT_PORT))
-    .option("--store <type>", "store for every primitive (memory)")
-    .option("--data-dir <dir>", "where a durable store keeps its files")
+    .option("--store <type>", "store for every primitive: sqlite (durable, the default) or memory")
+    .option("--data-dir <dir>", "where the sqlite store keeps its files (default ./atomix-data)")
     .option("--config <file>", "JSON file naming stores and routing rules (see docs/server-config.md)")
     .option("--max-message-bytes <n>", "largest gRPC message received or sent (default 4 MiB)")
     .option("--session-ttl-ms <ms>", "session TTL for clients that ask for none (default 10000)")

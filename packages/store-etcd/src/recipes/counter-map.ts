@@ -12,6 +12,7 @@ import {
   type OperationResult,
 } from "@atomix-ts/core";
 import { ks, modOf, prefixEnd } from "../etcd-io.js";
+import { versionAt } from "../layout.js";
 import type { Decoder, Recipe } from "../recipe.js";
 import { checkedInt64, decimal, pageOf, parseDecimal, requireInt64, requireKey } from "./common.js";
 import { casKey, clearPrefix, countPrefix, type Step } from "./keyed.js";
@@ -117,7 +118,7 @@ export const counterMapRecipe: Recipe<"counterMap"> = {
           .filter((kv) => ks(kv.key).startsWith(prefix))
           .map((kv) => ({
             event: { type: "inserted", key: ks(kv.key).slice(prefix.length), value: parseDecimal(kv) } as CounterMapEvent,
-            version: modOf(kv),
+            version: versionAt(modOf(kv)),
           }));
       },
       apply(changes) {

@@ -6,6 +6,7 @@
 import type { CounterEvent, Operation, OperationResult } from "@atomix-ts/core";
 import { InvalidError } from "@atomix-ts/core";
 import { cmp, modOf, op } from "../etcd-io.js";
+import { headVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, checkedInt64, decimal, parseDecimal, requireInt64 } from "./common.js";
 
@@ -66,7 +67,7 @@ export const counterRecipe: Recipe<"counter"> = {
       load(kvs, revision) {
         const kv = kvs.find((k) => k.key.toString() === key);
         const value = parseDecimal(kv);
-        return [{ event: { type: "changed", value, prev: value }, version: kv === undefined ? revision : modOf(kv) }];
+        return [{ event: { type: "changed", value, prev: value }, version: kv === undefined ? headVersion(revision) : versionAt(modOf(kv)) }];
       },
       apply(changes) {
         const out: CounterEvent[] = [];

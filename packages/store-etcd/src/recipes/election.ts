@@ -24,6 +24,7 @@ import {
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
 import { cmp, ks, modOf, op, prefixEnd, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { headVersion } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal } from "./common.js";
 
@@ -179,7 +180,7 @@ export const electionRecipe: Recipe<"election"> = {
         live.clear();
         for (const kv of kvs) if (ks(kv.key).startsWith(liveStart)) live.set(ks(kv.key), kv.value.toString("utf8"));
         last = compute();
-        return [{ event: { type: "changed", term: last }, version: revision }];
+        return [{ event: { type: "changed", term: last }, version: headVersion(revision) }];
       },
       apply(changes) {
         for (const change of changes) {

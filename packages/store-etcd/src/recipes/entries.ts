@@ -16,7 +16,7 @@ import {
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
 import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp } from "../etcd-io.js";
-import { MARKER, leaseSecondsOf, unwrap, wrap } from "../layout.js";
+import { MARKER, leaseSecondsOf, unwrap, versionAt, wrap, type EnvelopeHeader } from "../layout.js";
 import type { KeyChange, RecipeContext } from "../recipe.js";
 import { bytesEqual, checkSignal, copy, optionalTtl, optionalVersion, requireBytes } from "./common.js";
 
@@ -41,9 +41,8 @@ export interface EntryOutcome {
 /** Parses a stored key-value. */
 export function storedOf(kv: IKeyValue): Stored {
   const { header, value } = unwrap(kv.value);
-  return header.e === undefined
-    ? { etcdKey: ks(kv.key), value, version: modOf(kv) }
-    : { etcdKey: ks(kv.key), value, version: modOf(kv), expiresAt: header.e };
+  const version = versionAt(modOf(kv), header.x ?? 0);
+  return header.e === undefined ? { etcdKey: ks(kv.key), value, version } : { etcdKey: ks(kv.key), value, version, expiresAt: header.e };
 }
 
 /** Validates a write's shape (key validation is the caller's). */
@@ -131,26 +130,33 @@ export async function applyEntryWrites(
         continue;
       }
       finals.set(write.etcdKey, { value: write.value, ttlMs: write.ttlMs });
-      const entry: Stored = { etcdKey: write.etcdKey, value: write.value, version: -1n };
+      // Version -1 marks an entry this batch writes: filled in after the commit.
+      const entry: Stored =
+        write.ttlMs === undefined
+          ? { etcdKey: write.etcdKey, value: write.value, version: -1n }
+          : { etcdKey: write.etcdKey, value: write.value, version: -1n, expiresAt: now + leaseSecondsOf(write.ttlMs) * 1000 };
       current.set(write.etcdKey, entry);
       outcomes.push({ entry, prev: existing });
     }
     if (finals.size === 0) return outcomes;
     const compares: ICompare[] = keys.map((k) => cmp.modIs(k, mods.get(k)!));
     const ops: IRequestOp[] = [];
-    const expiries = new Map<string, number>();
+    // Each op is one event, in this order: its place is the entry's sub-version (header x).
+    const places = new Map<string, number>();
     for (const [key, final] of finals) {
+      const place = ops.length;
       if (final === null) {
         ops.push(op.del(key));
         continue;
       }
+      places.set(key, place);
+      const header: EnvelopeHeader = place === 0 ? {} : { x: place };
       if (final.ttlMs === undefined) {
-        ops.push(op.put(key, wrap(final.value)));
+        ops.push(op.put(key, wrap(final.value, header)));
       } else {
         const lease = await leaseOf(final.ttlMs);
         const expiresAt = now + lease.seconds * 1000;
-        expiries.set(key, expiresAt);
-        ops.push(op.put(key, wrap(final.value, { e: expiresAt }), lease.id));
+        ops.push(op.put(key, wrap(final.value, { ...header, e: expiresAt }), lease.id));
       }
     }
     if (removes) ops.push(markerPut(ctx.base));
@@ -158,22 +164,11 @@ export async function applyEntryWrites(
     const txn = await ctx.io.txn(compares, ops);
     if (!txn.succeeded) continue;
     const revision = revisionOf(txn);
-    // Fill in the versions (the commit revision) and expiries of the entries written.
-    const written = new Map<string, Stored>();
-    for (const [key, final] of finals) {
-      if (final === null) continue;
-      const expiresAt = expiries.get(key);
-      written.set(
-        key,
-        expiresAt === undefined
-          ? { etcdKey: key, value: final.value, version: revision }
-          : { etcdKey: key, value: final.value, version: revision, expiresAt },
-      );
-    }
-    return outcomes.map((o) => {
-      const fix = (s: Stored | undefined): Stored | undefined => (s !== undefined && s.version === -1n ? written.get(s.etcdKey) : s);
-      return { entry: fix(o.entry), prev: fix(o.prev) };
-    });
+    // Fill in versions: the commit revision and the key's place in it. A write later
+    // overwritten in the same batch never reached etcd on its own: it shares the key's version.
+    const fix = (s: Stored | undefined): Stored | undefined =>
+      s !== undefined && s.version === -1n ? { ...s, version: versionAt(revision, places.get(s.etcdKey) ?? 0) } : s;
+    return outcomes.map((o) => ({ entry: fix(o.entry), prev: fix(o.prev) }));
   }
 }
 

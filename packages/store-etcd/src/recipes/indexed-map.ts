@@ -20,10 +20,11 @@ import {
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
 import { cmp, kb, ks, modOf, op, prefixEnd, revisionOf } from "../etcd-io.js";
-import { unwrap, wrap } from "../layout.js";
+import { unwrap, versionAt, wrap } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { INT64_MAX, checkSignal, copy, optionalTtl, optionalVersion, pageOf, requireBytes, requireKey } from "./common.js";
 import { hasMarker, markerPut } from "./entries.js";
+import { CLEAR_CHUNK } from "./keyed.js";
 
 const counterKey = (base: string): string => `${base}n`;
 const indexPrefix = (base: string): string => `${base}i/`;
@@ -51,7 +52,7 @@ const describe = (s: Selector): string => (s.key !== undefined ? `key ${JSON.str
 function entryOf(kv: IKeyValue, base: string): IndexedEntry {
   const { header, value } = unwrap(kv.value);
   const index = BigInt(ks(kv.key).slice(indexPrefix(base).length));
-  const entry: IndexedEntry = { key: header.k ?? "", index, value, version: modOf(kv) };
+  const entry: IndexedEntry = { key: header.k ?? "", index, value, version: versionAt(modOf(kv)) };
   if (header.e !== undefined) entry.expiresAt = header.e;
   return entry;
 }
@@ -119,7 +120,7 @@ export const indexedMapRecipe: Recipe<"indexedMap"> = {
             [op.put(counterKey(base), Buffer.from(index.toString())), ...putEntry(base, key, index, value, ttl.lease, ttl.expiresAt)],
           );
           if (!txn.succeeded) continue;
-          const entry: IndexedEntry = { key, index, value, version: revisionOf(txn) };
+          const entry: IndexedEntry = { key, index, value, version: versionAt(revisionOf(txn)) };
           if (ttl.expiresAt !== undefined) entry.expiresAt = ttl.expiresAt;
           return { entry };
         }
@@ -140,11 +141,11 @@ export const indexedMapRecipe: Recipe<"indexedMap"> = {
           }
           ttl ??= await leaseAndExpiry(ctx, ttlMs);
           const txn = await ctx.io.txn(
-            [cmp.modIs(indexKey(base, prev.index), prev.version)],
+            [cmp.modIs(indexKey(base, prev.index), modOf(found.kv))],
             putEntry(base, prev.key, prev.index, value, ttl.lease, ttl.expiresAt),
           );
           if (!txn.succeeded) continue;
-          const entry: IndexedEntry = { key: prev.key, index: prev.index, value, version: revisionOf(txn) };
+          const entry: IndexedEntry = { key: prev.key, index: prev.index, value, version: versionAt(revisionOf(txn)) };
           if (ttl.expiresAt !== undefined) entry.expiresAt = ttl.expiresAt;
           return { entry, prev };
         }
@@ -164,7 +165,7 @@ export const indexedMapRecipe: Recipe<"indexedMap"> = {
             throw new ConflictError(`entry at ${describe(selector)} is at version ${prev.version}, not ${ifVersion}`);
           }
           const txn = await ctx.io.txn(
-            [cmp.modIs(indexKey(base, prev.index), prev.version)],
+            [cmp.modIs(indexKey(base, prev.index), modOf(found.kv))],
             [op.del(indexKey(base, prev.index)), op.del(keyKey(base, prev.key)), markerPut(base)],
           );
           if (txn.succeeded) return { prev };
@@ -192,15 +193,25 @@ export const indexedMapRecipe: Recipe<"indexedMap"> = {
         return { size: Number(read.count) };
       }
       case "clear": {
-        const txn = await ctx.io.txn(
-          [],
-          [
-            { request_delete_range: { key: kb(prefix), range_end: end } },
-            { request_delete_range: { key: kb(`${base}k/`), range_end: prefixEnd(`${base}k/`) } },
-            markerPut(base),
-          ],
-        );
-        return { removed: Number(txn.responses[0]?.response_delete_range.deleted ?? 0) };
+        const keys = `${base}k/`;
+        const size = Number((await ctx.io.range(prefix, { end, countOnly: true }, ctx.signal)).count);
+        if (size <= CLEAR_CHUNK) {
+          const txn = await ctx.io.txn(
+            [],
+            [op.delRange(prefix, end), op.delRange(keys, prefixEnd(keys)), markerPut(base)],
+          );
+          return { removed: Number(txn.responses[0]?.response_delete_range.deleted ?? 0) };
+        }
+        // Very large: entry by entry (both keys), 60 entries per transaction (etcd's 128 ops).
+        let removed = 0;
+        for (;;) {
+          checkSignal(ctx.signal);
+          const read = await ctx.io.range(prefix, { end, limit: 60 }, ctx.signal);
+          if (read.kvs.length === 0) return { removed };
+          const ops = read.kvs.flatMap((kv) => [op.del(ks(kv.key)), op.del(keyKey(base, entryOf(kv, base).key))]);
+          await ctx.io.txn([], [...ops, markerPut(base)]);
+          removed += read.kvs.length;
+        }
       }
       case "entries": {
         const { after, limit } = pageOf(operation);

@@ -37,10 +37,29 @@ export async function casKey<R>(
   }
 }
 
-/** Deletes every key under `prefix` (with the explicit-delete marker); returns how many. */
-export async function clearPrefix(ctx: RecipeContext, prefix: string): Promise<number> {
-  const txn = await ctx.io.txn([], [{ request_delete_range: { key: kb(prefix), range_end: prefixEnd(prefix) } }, markerPut(ctx.base)]);
-  return Number(txn.responses[0]?.response_delete_range.deleted ?? 0);
+/**
+ * Keys one clear deletes per transaction: far below the 1 000 000 events a revision's
+ * versions can number (layout.ts), and a delete etcd applies quickly.
+ */
+export const CLEAR_CHUNK = 100_000;
+
+/**
+ * Deletes every key under `prefix`, in transactions of at most CLEAR_CHUNK keys, each with
+ * `extra` ops (default: the explicit-delete marker); returns how many keys it deleted.
+ */
+export async function clearPrefix(ctx: RecipeContext, prefix: string, extra: IRequestOp[] = [markerPut(ctx.base)]): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    checkSignal(ctx.signal);
+    const read = await ctx.io.range(prefix, { end: prefixEnd(prefix), limit: CLEAR_CHUNK, keysOnly: true }, ctx.signal);
+    const last = read.kvs[read.kvs.length - 1];
+    if (last === undefined) return removed;
+    // Up to and including the last key read (or everything, on the last chunk).
+    const end = read.more ? Buffer.concat([last.key, Buffer.from([0])]) : prefixEnd(prefix);
+    const txn = await ctx.io.txn([], [{ request_delete_range: { key: kb(prefix), range_end: end } }, ...extra]);
+    removed += Number(txn.responses[0]?.response_delete_range.deleted ?? 0);
+    if (!read.more) return removed;
+  }
 }
 
 /** The number of keys under `prefix`. */

@@ -12,8 +12,10 @@
 import { InvalidError, NotFoundError, type ListEvent, type Operation, type OperationResult } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
 import { cmp, ks, modOf, op, prefixEnd } from "../etcd-io.js";
+import { headVersion } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { bytesEqual, checkSignal, copy, pageOf, requireBytes, requireIndex } from "./common.js";
+import { clearPrefix } from "./keyed.js";
 
 const itemPrefix = (base: string): string => `${base}p/`;
 const structureKey = (base: string): string => `${base}m`;
@@ -60,22 +62,31 @@ function positionBetween(before: Position | undefined, after: Position | undefin
 
 /* ------------------------------- recipe ------------------------------- */
 
-/** The first `count` items (or all), the list's size and the structure key's mod revision, at one revision. */
-async function readList(ctx: RecipeContext, count?: number): Promise<{ items: IKeyValue[]; size: number; structure: bigint }> {
-  const prefix = itemPrefix(ctx.base);
+/**
+ * The first `count` items, the last item, the list's size and the structure key's mod
+ * revision, all at one revision (one read-only transaction).
+ */
+async function readList(
+  ctx: RecipeContext,
+  count: number,
+): Promise<{ items: IKeyValue[]; last: IKeyValue | undefined; size: number; structure: bigint }> {
+  const prefix = Buffer.from(itemPrefix(ctx.base));
+  const end = prefixEnd(itemPrefix(ctx.base));
   const read = await ctx.io.txn(
     [],
     [
       op.get(structureKey(ctx.base)),
-      { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix), limit: count ?? 0 } },
-      { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true } },
+      { request_range: { key: prefix, range_end: end, limit: Math.max(1, count) } },
+      { request_range: { key: prefix, range_end: end, count_only: true } },
+      { request_range: { key: prefix, range_end: end, limit: 1, sort_order: "Descend", sort_target: "Key" } },
     ],
   );
   const structure = read.responses[0]?.response_range.kvs[0];
   return {
     structure: structure === undefined ? 0n : modOf(structure),
-    items: read.responses[1]?.response_range.kvs ?? [],
+    items: (read.responses[1]?.response_range.kvs ?? []).slice(0, count),
     size: Number(read.responses[2]?.response_range.count ?? 0),
+    last: read.responses[3]?.response_range.kvs[0],
   };
 }
 
@@ -87,22 +98,14 @@ async function insertAt(ctx: RecipeContext, index: number | "end", value: Uint8A
   const base = ctx.base;
   for (;;) {
     checkSignal(ctx.signal);
-    let list;
+    const list = await readList(ctx, index === "end" ? 0 : index + 1);
     let at: number;
     let before: Position | undefined;
     let after: Position | undefined;
     if (index === "end") {
-      const prefix = itemPrefix(base);
-      const [read, last] = await Promise.all([
-        readList(ctx, 0),
-        ctx.io.range(prefix, { end: prefixEnd(prefix), limit: 1, descending: true }, ctx.signal),
-      ]);
-      list = read;
-      // The two reads are apart: the structure compare below catches any change in between.
-      at = read.size;
-      before = positionOf(last.kvs[0], base);
+      at = list.size;
+      before = positionOf(list.last, base);
     } else {
-      list = await readList(ctx, index + 1);
       if (index > list.size) throw new NotFoundError(`cannot insert at index ${index}: the list has ${list.size} items`);
       at = index;
       before = positionOf(list.items[index - 1], base);
@@ -171,14 +174,10 @@ export const listRecipe: Recipe<"list"> = {
         }
       }
       case "size":
-        return { size: (await readList(ctx, 1)).size };
-      case "clear": {
-        const txn = await ctx.io.txn(
-          [],
-          [op.delRange(prefix, prefixEnd(prefix)), op.put(structureKey(base), new Uint8Array(0))],
-        );
-        return { removed: Number(txn.responses[0]?.response_delete_range.deleted ?? 0) };
-      }
+        return { size: (await readList(ctx, 0)).size };
+      case "clear":
+        // Each chunk also rewrites the structure key, so no insert or remove interleaves with it.
+        return { removed: await clearPrefix(ctx, prefix, [op.put(structureKey(base), new Uint8Array(0))]) };
       case "items": {
         const { after, limit } = pageOf(operation);
         // Just after the cursor's position (a NUL byte sorts before every position character).
@@ -211,7 +210,7 @@ export const listRecipe: Recipe<"list"> = {
       load(kvs, revision) {
         const items = kvs.filter((kv) => ks(kv.key).startsWith(prefix)).sort((a, b) => (ks(a.key) < ks(b.key) ? -1 : 1));
         keys = items.map((kv) => ks(kv.key));
-        return items.map((kv, index) => ({ event: { type: "inserted", index, value: new Uint8Array(kv.value) } as ListEvent, version: revision }));
+        return items.map((kv, index) => ({ event: { type: "inserted", index, value: new Uint8Array(kv.value) } as ListEvent, version: headVersion(revision) }));
       },
       apply(changes) {
         const out: ListEvent[] = [];

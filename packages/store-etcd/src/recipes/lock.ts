@@ -26,6 +26,7 @@ import {
 } from "@atomix-ts/core";
 import type { IKeyValue, IWatchResponse } from "etcd3";
 import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo } from "../etcd-io.js";
+import { versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
 import { hasMarker, markerPut } from "./entries.js";
@@ -60,6 +61,28 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint): P
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   try {
     for (;;) {
+      try {
+        return await tryGrant();
+      } catch (error) {
+        // etcd unreachable for a moment (a leader election, a member restart): keep waiting,
+        // re-checking the queue, until granted, aborted, timed out or the session is lost.
+        if (signal.aborted || !(error instanceof UnavailableError) || lostKey(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  } catch (error) {
+    // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release).
+    await release(ctx, key, cmp.createdAt(key, created)).catch(() => undefined);
+    if (signal.aborted) {
+      if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
+      throw canceledBy(ctx.signal);
+    }
+    throw error;
+  }
+
+  /** Grants when first in line; otherwise waits for the predecessor to go and looks again. */
+  async function tryGrant(): Promise<bigint> {
+    for (;;) {
       checkSignal(signal);
       const before = await ctx.io.range(prefix, { end, sortByCreate: true, keysOnly: true, maxCreate: created - 1n }, signal);
       const predecessors = before.kvs.filter((kv) => createOf(kv) < created);
@@ -71,28 +94,27 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint): P
           [op.put(key, HELD, ctx.session.lease)],
           [op.get(key)],
         );
-        if (txn.succeeded) return revisionOf(txn);
+        if (txn.succeeded) return versionAt(revisionOf(txn));
         if (txn.responses[0]?.response_range.kvs.length === 0) {
-          throw new UnavailableError("the lock request's key vanished: the session's lease expired");
+          throw new LostKeyError("the lock request's key vanished: the session's lease expired");
         }
         continue;
       }
       await waitForDelete(ctx.io, ks(predecessor.key), revisionOf(before) + 1n, signal);
     }
-  } catch (error) {
-    if (signal.aborted) {
-      // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release).
-      await release(ctx, key, cmp.createdAt(key, created)).catch(() => undefined);
-      if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
-      throw canceledBy(ctx.signal);
-    }
-    throw error;
   }
 }
 
+/** The waiter's own key is gone: its session's lease expired. */
+class LostKeyError extends UnavailableError {
+  readonly lostKey = true;
+}
+const lostKey = (error: unknown): boolean => (error as { lostKey?: unknown }).lostKey === true;
+
 /** Resolves when `key` is deleted at or after `fromRevision` (or is already gone). */
 async function waitForDelete(io: EtcdIo, key: string, fromRevision: bigint, signal: AbortSignal): Promise<void> {
-  const stream = await io.client.watchClient.watch();
+  const stream = await io.openWatch();
+  io.keyWatches.set(key, (io.keyWatches.get(key) ?? 0) + 1);
   try {
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => reject(canceledBy(signal));
@@ -116,6 +138,9 @@ async function waitForDelete(io: EtcdIo, key: string, fromRevision: bigint, sign
       stream.write({ create_request: { key: kb(key), start_revision: String(fromRevision) } });
     });
   } finally {
+    const count = (io.keyWatches.get(key) ?? 1) - 1;
+    if (count === 0) io.keyWatches.delete(key);
+    else io.keyWatches.set(key, count);
     stream.cancel();
   }
 }
@@ -136,7 +161,7 @@ export const lockRecipe: Recipe<"lock"> = {
           operation.op === "lock" ? [op.put(key, WAITING, lease)] : [],
         );
         const revision = revisionOf(txn);
-        if (txn.succeeded) return { version: revision };
+        if (txn.succeeded) return { version: versionAt(revision) };
         if (operation.op === "tryLock") return {};
         return { version: await waitForGrant(ctx, key, revision) };
       }
@@ -146,7 +171,7 @@ export const lockRecipe: Recipe<"lock"> = {
           const holder = await head(ctx);
           if (holder === undefined || !isHeld(holder)) return { unlocked: false };
           const key = ks(holder.key);
-          const matches = version === undefined ? sessionOf(key, ctx.base) === ctx.session.id : modOf(holder) === version;
+          const matches = version === undefined ? sessionOf(key, ctx.base) === ctx.session.id : versionAt(modOf(holder)) === version;
           if (!matches) return { unlocked: false };
           if (await release(ctx, key, cmp.modIs(key, modOf(holder)))) return { unlocked: true };
         }
@@ -154,12 +179,12 @@ export const lockRecipe: Recipe<"lock"> = {
       case "isLocked": {
         const version = optionalVersion(operation.version, "version");
         const holder = await head(ctx);
-        return { locked: holder !== undefined && isHeld(holder) && (version === undefined || modOf(holder) === version) };
+        return { locked: holder !== undefined && isHeld(holder) && (version === undefined || versionAt(modOf(holder)) === version) };
       }
       case "get": {
         const holder = await head(ctx);
         if (holder === undefined || !isHeld(holder)) return {};
-        return { version: modOf(holder), session: sessionOf(ks(holder.key), ctx.base) };
+        return { version: versionAt(modOf(holder)), session: sessionOf(ks(holder.key), ctx.base) };
       }
       default:
         throw new InvalidError(`unknown lock operation ${JSON.stringify((operation as { op: unknown }).op)}`);
@@ -173,8 +198,9 @@ export const lockRecipe: Recipe<"lock"> = {
         const queue = kvs.filter((kv) => ks(kv.key).startsWith(prefix)).sort((a, b) => (createOf(a) < createOf(b) ? -1 : 1));
         const first = queue[0];
         if (first === undefined || !isHeld(first)) return [];
-        const event: LockEvent = { type: "locked", lockVersion: modOf(first), session: sessionOf(ks(first.key), base) };
-        return [{ event, version: modOf(first) }];
+        const version = versionAt(modOf(first));
+        const event: LockEvent = { type: "locked", lockVersion: version, session: sessionOf(ks(first.key), base) };
+        return [{ event, version }];
       },
       apply(changes, revision) {
         const explicit = hasMarker(changes, base);
@@ -182,9 +208,9 @@ export const lockRecipe: Recipe<"lock"> = {
         for (const change of changes) {
           if (!change.key.startsWith(prefix)) continue;
           if (change.type === "Put" && isHeld(change.kv)) {
-            out.push({ type: "locked", lockVersion: revision, session: sessionOf(change.key, base) });
+            out.push({ type: "locked", lockVersion: versionAt(revision), session: sessionOf(change.key, base) });
           } else if (change.type === "Delete" && change.prev !== undefined && isHeld(change.prev)) {
-            out.push({ type: "unlocked", lockVersion: modOf(change.prev), expired: !explicit });
+            out.push({ type: "unlocked", lockVersion: versionAt(modOf(change.prev)), expired: !explicit });
           }
         }
         // A release and the next grant never share a revision, but keep unlocks first anyway.

@@ -4,10 +4,11 @@
  * transactions go through the entries engine: one etcd transaction, all or nothing.
  */
 import { InvalidError, type MapEntry, type MapEvent, type Operation, type OperationResult } from "@atomix-ts/core";
-import { kb, prefixEnd } from "../etcd-io.js";
+import { prefixEnd } from "../etcd-io.js";
 import type { Decoder, Recipe } from "../recipe.js";
 import { pageOf, requireKey } from "./common.js";
-import { applyEntryWrites, checkEntryWrite, entryChanges, markerPut, storedOf, type Stored } from "./entries.js";
+import { clearPrefix } from "./keyed.js";
+import { applyEntryWrites, checkEntryWrite, entryChanges, storedOf, type Stored } from "./entries.js";
 
 /** The most writes one transaction may carry (etcd's default --max-txn-ops is 128). */
 export const MAX_TRANSACTION_WRITES = 128;
@@ -63,10 +64,8 @@ export const mapRecipe: Recipe<"map"> = {
         const read = await ctx.io.range(prefix, { end: prefixEnd(prefix), countOnly: true }, ctx.signal);
         return { size: Number(read.count) };
       }
-      case "clear": {
-        const txn = await ctx.io.txn([], [{ request_delete_range: { key: kb(prefix), range_end: prefixEnd(prefix) } }, markerPut(ctx.base)]);
-        return { removed: Number(txn.responses[0]?.response_delete_range.deleted ?? 0) };
-      }
+      case "clear":
+        return { removed: await clearPrefix(ctx, prefix) };
       case "entries": {
         const { after, limit } = pageOf(operation);
         // Start just after the cursor key (append a NUL byte: the next key in byte order).

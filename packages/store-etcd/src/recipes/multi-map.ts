@@ -1,13 +1,15 @@
 /**
  * MultiMap: one key per (key, value) pair, `<base>e/<hex(key)>/<sha256(value)>`, the value's
- * bytes as the etcd value. Hex keeps the pair's key free of `/` and sorts like the UTF-8 key
- * (code point order); a key's values are listed in add order (create revision). Writes of
+ * bytes as the etcd value (an envelope recording the pair's place in its transaction). Hex
+ * keeps the pair's key free of `/` and sorts like the UTF-8 key (code point order); a key's
+ * values are listed in add order: (create revision, place in the transaction). Writes of
  * several pairs are one transaction (split in chunks past etcd's 128 operations per txn).
  */
 import { Buffer } from "node:buffer";
 import { InvalidError, type MultiMapEntry, type MultiMapEvent, type Operation, type OperationResult } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
 import { cmp, createOf, ks, modOf, op, prefixEnd, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { unwrap, versionAt, wrap } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, copy, pageOf, requireBytes, requireKey } from "./common.js";
 import { markerPut } from "./entries.js";
@@ -32,12 +34,18 @@ function requireValues(values: unknown): Uint8Array[] {
   return values.map((v) => copy(requireBytes(v, "value")));
 }
 
-const byCreate = (a: IKeyValue, b: IKeyValue): number => (createOf(a) < createOf(b) ? -1 : createOf(a) > createOf(b) ? 1 : 0);
+/** A pair's add sequence: (create revision, place in its transaction). */
+const seqOf = (kv: IKeyValue): [bigint, number] => [createOf(kv), unwrap(kv.value).header.o ?? 0];
+const byCreate = (a: IKeyValue, b: IKeyValue): number => compareSeq(seqOf(a), seqOf(b));
+const compareSeq = (a: [bigint, number], b: [bigint, number]): number =>
+  a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1];
+const valueOf = (kv: IKeyValue): Uint8Array => unwrap(kv.value).value;
+const stored = (value: Uint8Array, place: number): Uint8Array => wrap(value, { o: place });
 
 async function pairsOf(ctx: RecipeContext, key: string): Promise<IKeyValue[]> {
   const prefix = keyPrefix(ctx.base, key);
-  const read = await ctx.io.range(prefix, { end: prefixEnd(prefix), sortByCreate: true }, ctx.signal);
-  return read.kvs;
+  const read = await ctx.io.range(prefix, { end: prefixEnd(prefix) }, ctx.signal);
+  return read.kvs.sort(byCreate);
 }
 
 /** Commits `compares`/`ops` in chunks (one transaction when they fit); returns whether every chunk applied. */
@@ -67,11 +75,77 @@ async function addAll(ctx: RecipeContext, key: string, values: Uint8Array[]): Pr
       const k = pairKey(ctx.base, key, value);
       if (present.has(k) || seen.has(k)) continue;
       seen.add(k);
-      writes.push({ compare: cmp.absent(k), op: op.put(k, value) });
+      writes.push({ compare: cmp.absent(k), op: op.put(k, stored(value, writes.length)) });
     }
     if (writes.length === 0) return false;
     if (await commitChunked(ctx, writes, false)) return true;
     // Someone added one of them meanwhile: plan again (pairs already added are now present).
+  }
+}
+
+/** Parses an entries cursor: `<hex key>.<create revision>.<place>` of the last pair returned. */
+function cursorOf(after: string): { hexKey: string; seq: [bigint, number] } {
+  const match = /^([0-9a-f]*)\.(\d{1,20})\.(\d{1,6})$/.exec(after);
+  if (match === null) throw new InvalidError(`invalid multimap cursor ${JSON.stringify(after)}`);
+  return { hexKey: match[1]!, seq: [BigInt(match[2]!), Number(match[3]!)] };
+}
+
+/**
+ * A page of pairs, keys in order and each key's values in add order; it may end inside a key
+ * (the cursor names the last pair), so a key with many values spans pages.
+ */
+async function page(ctx: RecipeContext, after: string | undefined, limit: number): Promise<OperationResult<"multiMap", "entries">> {
+  const prefix = entryPrefix(ctx.base);
+  const cursor = after === undefined ? undefined : cursorOf(after);
+  const items: MultiMapEntry[] = [];
+  let taken = 0;
+  let last: { hexKey: string; kv: IKeyValue } | undefined;
+  let more = false;
+  /** Takes a key's sorted pairs (those after the cursor); returns false once the page is full. */
+  const takeGroup = (hexKey: string, pairs: IKeyValue[]): boolean => {
+    const values: Uint8Array[] = [];
+    for (const kv of pairs) {
+      if (taken === limit) {
+        more = true;
+        break;
+      }
+      values.push(valueOf(kv));
+      last = { hexKey, kv };
+      taken++;
+    }
+    if (values.length > 0) items.push({ key: Buffer.from(hexKey, "hex").toString("utf8"), values });
+    return !more;
+  };
+  let start = prefix;
+  if (cursor !== undefined) {
+    const key = Buffer.from(cursor.hexKey, "hex").toString("utf8");
+    const rest = (await pairsOf(ctx, key)).filter((kv) => compareSeq(seqOf(kv), cursor.seq) > 0);
+    if (!takeGroup(cursor.hexKey, rest)) return finish();
+    start = `${prefix}${cursor.hexKey}/\u00ff`;
+  }
+  // Read pairs from `start`; whole keys, the last one completed by a read of its own.
+  const read = await ctx.io.range(start, { end: prefixEnd(prefix), limit: limit - taken + 1 }, ctx.signal);
+  const groups = new Map<string, IKeyValue[]>();
+  for (const kv of read.kvs) {
+    const hexKey = ks(kv.key).slice(prefix.length).split("/")[0] ?? "";
+    let group = groups.get(hexKey);
+    if (group === undefined) groups.set(hexKey, (group = []));
+    group.push(kv);
+  }
+  const hexKeys = [...groups.keys()];
+  for (let i = 0; i < hexKeys.length; i++) {
+    const hexKey = hexKeys[i]!;
+    const isLast = i === hexKeys.length - 1;
+    const pairs = isLast && read.more ? await pairsOf(ctx, Buffer.from(hexKey, "hex").toString("utf8")) : groups.get(hexKey)!.sort(byCreate);
+    if (!takeGroup(hexKey, pairs)) break;
+  }
+  if (!more && read.more) more = true;
+  return finish();
+
+  function finish(): OperationResult<"multiMap", "entries"> {
+    if (!more || last === undefined) return { items };
+    const [create, place] = seqOf(last.kv);
+    return { items, next: `${last.hexKey}.${create}.${place}` };
   }
 }
 
@@ -83,7 +157,7 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
         const key = requireKey(operation.key);
         const value = copy(requireBytes(operation.value, "value"));
         const k = pairKey(base, key, value);
-        const txn = await ctx.io.txn([cmp.absent(k)], [op.put(k, value)]);
+        const txn = await ctx.io.txn([cmp.absent(k)], [op.put(k, stored(value, 0))]);
         return { added: txn.succeeded };
       }
       case "putAll": {
@@ -106,10 +180,10 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
             const k = pairKey(base, key, value);
             if (present.has(k) || seen.has(k)) continue;
             seen.add(k);
-            writes.push({ compare: cmp.absent(k), op: op.put(k, value) });
+            writes.push({ compare: cmp.absent(k), op: op.put(k, stored(value, writes.length)) });
           }
           if (writes.length === 0 || (await commitChunked(ctx, writes, true))) {
-            return { prev: current.map((kv) => new Uint8Array(kv.value)) };
+            return { prev: current.map(valueOf) };
           }
         }
       }
@@ -125,7 +199,7 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
       }
       case "get": {
         const key = requireKey(operation.key);
-        return { values: (await pairsOf(ctx, key)).map((kv) => new Uint8Array(kv.value)) };
+        return { values: (await pairsOf(ctx, key)).map(valueOf) };
       }
       case "remove": {
         const key = requireKey(operation.key);
@@ -134,37 +208,22 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
         return { removed: txn.succeeded };
       }
       case "removeAll": {
+        // Deleted one by one (in one transaction when they fit) so the events come in add order.
         const key = requireKey(operation.key);
-        const prefix = keyPrefix(base, key);
-        const txn = await ctx.io.txn([], [op.delRange(prefix, prefixEnd(prefix)), markerPut(base)]);
-        const removed = [...(txn.responses[0]?.response_delete_range.prev_kvs ?? [])].sort(byCreate);
-        return { values: removed.map((kv) => new Uint8Array(kv.value)) };
+        for (;;) {
+          checkSignal(ctx.signal);
+          const current = await pairsOf(ctx, key);
+          const writes = current.map((kv) => ({ compare: cmp.modIs(ks(kv.key), modOf(kv)), op: op.del(ks(kv.key)) }));
+          if (writes.length === 0 || (await commitChunked(ctx, writes, true))) return { values: current.map(valueOf) };
+        }
       }
       case "size":
         return { size: await countPrefix(ctx, entryPrefix(base)) };
       case "clear":
         return { removed: await clearPrefix(ctx, entryPrefix(base)) };
       case "entries": {
-        // Pages hold whole keys: up to `limit` pairs, then the rest of the last key's values.
         const { after, limit } = pageOf(operation);
-        const prefix = entryPrefix(base);
-        const start = after === undefined ? prefix : `${keyPrefix(base, requireKey(after, "after"))}\u00ff`;
-        const read = await ctx.io.range(start, { end: prefixEnd(prefix), limit }, ctx.signal);
-        const groups = new Map<string, IKeyValue[]>();
-        for (const kv of read.kvs) {
-          const key = keyOfPair(base, ks(kv.key));
-          let group = groups.get(key);
-          if (group === undefined) groups.set(key, (group = []));
-          group.push(kv);
-        }
-        const keys = [...groups.keys()];
-        const lastKey = keys[keys.length - 1];
-        if (read.more && lastKey !== undefined) groups.set(lastKey, await pairsOf(ctx, lastKey));
-        const items: MultiMapEntry[] = keys.map((key) => ({
-          key,
-          values: [...groups.get(key)!].sort(byCreate).map((kv) => new Uint8Array(kv.value)),
-        }));
-        return read.more && lastKey !== undefined ? { items, next: lastKey } : { items };
+        return page(ctx, after, limit);
       }
       default:
         throw new InvalidError(`unknown multiMap operation ${JSON.stringify((operation as { op: unknown }).op)}`);
@@ -183,8 +242,8 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
             return ka < kb2 ? -1 : ka > kb2 ? 1 : byCreate(a, b);
           })
           .map((kv) => ({
-            event: { type: "added", key: keyOfPair(base, ks(kv.key)), value: new Uint8Array(kv.value) } as MultiMapEvent,
-            version: modOf(kv),
+            event: { type: "added", key: keyOfPair(base, ks(kv.key)), value: valueOf(kv) } as MultiMapEvent,
+            version: versionAt(modOf(kv)),
           }));
       },
       apply(changes) {
@@ -192,9 +251,9 @@ export const multiMapRecipe: Recipe<"multiMap"> = {
         for (const change of changes) {
           if (!change.key.startsWith(prefix)) continue;
           const key = keyOfPair(base, change.key);
-          if (change.type === "Put" && change.prev === undefined) out.push({ type: "added", key, value: new Uint8Array(change.kv.value) });
+          if (change.type === "Put" && change.prev === undefined) out.push({ type: "added", key, value: valueOf(change.kv) });
           else if (change.type === "Delete" && change.prev !== undefined) {
-            out.push({ type: "removed", key, value: new Uint8Array(change.prev.value) });
+            out.push({ type: "removed", key, value: valueOf(change.prev) });
           }
         }
         return out;

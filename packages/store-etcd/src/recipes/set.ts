@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { InvalidError, type Operation, type OperationResult, type SetEvent } from "@atomix-ts/core";
 import { cmp, createOf, ks, modOf, op, prefixEnd } from "../etcd-io.js";
+import { versionAt } from "../layout.js";
 import type { Decoder, Recipe } from "../recipe.js";
 import { copy, optionalTtl, pageByCreate, pageOf, requireBytes, revisionCursor } from "./common.js";
 import { hasMarker, markerPut } from "./entries.js";
@@ -64,7 +65,7 @@ export const setRecipe: Recipe<"set"> = {
         return kvs
           .filter((kv) => ks(kv.key).startsWith(prefix))
           .sort((a, b) => (createOf(a) < createOf(b) ? -1 : 1))
-          .map((kv) => ({ event: { type: "added", element: new Uint8Array(kv.value) } as SetEvent, version: modOf(kv) }));
+          .map((kv) => ({ event: { type: "added", element: new Uint8Array(kv.value) } as SetEvent, version: versionAt(modOf(kv)) }));
       },
       apply(changes) {
         const explicit = hasMarker(changes, base);

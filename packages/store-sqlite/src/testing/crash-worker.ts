@@ -1,25 +1,28 @@
 /**
- * The process the crash test kills: it writes to a sqlite store as fast as it can and reports
- * on stdout, one line each, what it is about to attempt (`A`) and what was acknowledged (`K`).
- * Lines go out before and after each call through process.stdout, whose writes to a pipe are
- * synchronous on Linux, so whatever the parent reads was really attempted or acknowledged
- * when the process died.
+ * The process the crash test kills: it writes to a sqlite store as fast as it can and reports,
+ * one line each, what it is about to attempt (`A`) and what was acknowledged (`K`). Lines are
+ * written to a report file with a synchronous write(2) before and after each call: once that
+ * returns, the line is in the kernel and survives SIGKILL (a pipe would not do: when it is
+ * full, Node queues the rest in the process, which dies with it).
  *
  *   A s <element> / K s <element>   set add of a unique element
  *   A c / K c                        counter increment
  *   K l <version>                    lock granted with this fencing version
  *
- * Usage: crash-worker.ts <dataDir> <runId>
+ * Prints `ready` on stdout once the store is open. Usage: crash-worker.ts <dataDir> <runId> <reportFile>
  */
+import { openSync, writeSync } from "node:fs";
 import type { RuntimeSession } from "@atomix-ts/core";
 import { createSqliteStore } from "../store.js";
 import { crashPrimitives } from "./crash.js";
 
-const [dataDir, runId] = process.argv.slice(2);
-if (dataDir === undefined || runId === undefined) throw new Error("usage: crash-worker.ts <dataDir> <runId>");
-
+const [dataDir, runId, reportFile] = process.argv.slice(2);
+if (dataDir === undefined || runId === undefined || reportFile === undefined) {
+  throw new Error("usage: crash-worker.ts <dataDir> <runId> <reportFile>");
+}
+const report = openSync(reportFile, "w");
 const say = (line: string): void => {
-  process.stdout.write(`${line}\n`);
+  writeSync(report, `${line}\n`);
 };
 const encoder = new TextEncoder();
 
@@ -51,7 +54,7 @@ async function lockAndRelease(session: RuntimeSession): Promise<never> {
 // Small checkpoints, so kills also land in the middle of checkpoints and log truncation.
 const store = createSqliteStore({ dataDir, checkpointEntries: 200 });
 const session = await store.openSession();
-say("ready");
+process.stdout.write("ready\n");
 await Promise.all([
   addElements(session, 0),
   addElements(session, 1),

@@ -7,6 +7,8 @@
  * - every fencing version granted after the restart is above every one granted before.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RuntimeSession } from "@atomix-ts/core";
 import { createSqliteStore } from "../store.js";
@@ -47,60 +49,70 @@ export async function runCrashTest(options: CrashTestOptions): Promise<CrashCycl
   let incrementsAcknowledged = 0n;
   let maxLockVersion = 0n;
   const cycles: CrashCycle[] = [];
-  for (let cycle = 1; cycle <= options.kills; cycle++) {
-    const lines = await runWorker(options.dataDir, `r${cycle}`, minRunMs + Math.random() * (maxRunMs - minRunMs));
-    let acked = 0;
-    let firstLock: bigint | undefined;
-    let lastLock = maxLockVersion;
-    for (const line of lines) {
-      const [kind, what, arg] = line.split(" ");
-      if (kind === "A" && what === "s") attempted.add(arg!);
-      else if (kind === "K" && what === "s") {
-        acknowledged.add(arg!);
-        acked++;
-      } else if (kind === "A" && what === "c") incrementsAttempted++;
-      else if (kind === "K" && what === "c") {
-        incrementsAcknowledged++;
-        acked++;
-      } else if (kind === "K" && what === "l") {
-        const version = BigInt(arg!);
-        firstLock ??= version;
-        if (version <= lastLock) throw new Error(`cycle ${cycle}: lock version ${version} granted after ${lastLock}`);
-        lastLock = version;
-        acked++;
+  const reports = mkdtempSync(join(tmpdir(), "atomix-crash-reports-"));
+  try {
+    for (let cycle = 1; cycle <= options.kills; cycle++) {
+      const report = join(reports, `r${cycle}.log`);
+      await runWorker(options.dataDir, `r${cycle}`, report, minRunMs + Math.random() * (maxRunMs - minRunMs));
+      const lines = readFileSync(report, "utf8").split("\n");
+      // A line cut by the kill is incomplete: drop it (its write never finished, so it says nothing).
+      lines.pop();
+      rmSync(report);
+      let acked = 0;
+      let firstLock: bigint | undefined;
+      let lastLock = maxLockVersion;
+      for (const line of lines) {
+        const [kind, what, arg] = line.split(" ");
+        if (kind === "A" && what === "s") attempted.add(arg!);
+        else if (kind === "K" && what === "s") {
+          acknowledged.add(arg!);
+          acked++;
+        } else if (kind === "A" && what === "c") incrementsAttempted++;
+        else if (kind === "K" && what === "c") {
+          incrementsAcknowledged++;
+          acked++;
+        } else if (kind === "K" && what === "l") {
+          const version = BigInt(arg!);
+          firstLock ??= version;
+          if (version <= lastLock) throw new Error(`cycle ${cycle}: lock version ${version} granted after ${lastLock}`);
+          lastLock = version;
+          acked++;
+        }
+      }
+      if (firstLock !== undefined && firstLock <= maxLockVersion) {
+        throw new Error(`cycle ${cycle}: first lock version after the restart ${firstLock} is not above ${maxLockVersion}`);
+      }
+      maxLockVersion = lastLock;
+      const started = performance.now();
+      const store = createSqliteStore({ dataDir: options.dataDir, checkpointOnClose: false });
+      const restartMs = performance.now() - started;
+      try {
+        const session = await store.openSession();
+        const present = await elements(session);
+        for (const element of acknowledged) {
+          if (!present.has(element)) throw new Error(`cycle ${cycle}: acknowledged element ${element} is missing`);
+        }
+        for (const element of present) {
+          if (!attempted.has(element)) throw new Error(`cycle ${cycle}: element ${element} was never written`);
+        }
+        const { value } = await session.execute(crashPrimitives.counter, { op: "get" });
+        if (value < incrementsAcknowledged || value > incrementsAttempted) {
+          throw new Error(`cycle ${cycle}: counter ${value} outside [${incrementsAcknowledged}, ${incrementsAttempted}]`);
+        }
+        const { version } = await session.execute(crashPrimitives.lock, { op: "tryLock" });
+        if (version === undefined) throw new Error(`cycle ${cycle}: the killed worker's lock was not released at restart`);
+        if (version <= maxLockVersion) throw new Error(`cycle ${cycle}: lock version ${version} after restart is not above ${maxLockVersion}`);
+        maxLockVersion = version;
+        await session.execute(crashPrimitives.lock, { op: "unlock", version });
+        const result = { cycle, acknowledged: acked, elements: present.size, counter: value, maxLockVersion, restartMs };
+        cycles.push(result);
+        options.onCycle?.(result);
+      } finally {
+        await store.close();
       }
     }
-    if (firstLock !== undefined && firstLock <= maxLockVersion) {
-      throw new Error(`cycle ${cycle}: first lock version after the restart ${firstLock} is not above ${maxLockVersion}`);
-    }
-    maxLockVersion = lastLock;
-    const started = performance.now();
-    const store = createSqliteStore({ dataDir: options.dataDir, checkpointOnClose: false });
-    const restartMs = performance.now() - started;
-    try {
-      const session = await store.openSession();
-      const present = await elements(session);
-      for (const element of acknowledged) {
-        if (!present.has(element)) throw new Error(`cycle ${cycle}: acknowledged element ${element} is missing`);
-      }
-      for (const element of present) {
-        if (!attempted.has(element)) throw new Error(`cycle ${cycle}: element ${element} was never written`);
-      }
-      const { value } = await session.execute(crashPrimitives.counter, { op: "get" });
-      if (value < incrementsAcknowledged || value > incrementsAttempted) {
-        throw new Error(`cycle ${cycle}: counter ${value} outside [${incrementsAcknowledged}, ${incrementsAttempted}]`);
-      }
-      const { version } = await session.execute(crashPrimitives.lock, { op: "tryLock" });
-      if (version === undefined) throw new Error(`cycle ${cycle}: the killed worker's lock was not released at restart`);
-      if (version <= maxLockVersion) throw new Error(`cycle ${cycle}: lock version ${version} after restart is not above ${maxLockVersion}`);
-      maxLockVersion = version;
-      await session.execute(crashPrimitives.lock, { op: "unlock", version });
-      const result = { cycle, acknowledged: acked, elements: present.size, counter: value, maxLockVersion, restartMs };
-      cycles.push(result);
-      options.onCycle?.(result);
-    } finally {
-      await store.close();
-    }
+  } finally {
+    rmSync(reports, { recursive: true, force: true });
   }
   return cycles;
 }
@@ -117,9 +129,9 @@ async function elements(session: RuntimeSession): Promise<Set<string>> {
   return out;
 }
 
-/** Starts a worker, kills it `runMs` after it is ready, and returns every line it wrote. */
-function runWorker(dataDir: string, runId: string, runMs: number): Promise<string[]> {
-  const worker = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "crash-worker.ts"), dataDir, runId], {
+/** Starts a worker and kills it `runMs` after it is ready. */
+function runWorker(dataDir: string, runId: string, report: string, runMs: number): Promise<void> {
+  const worker = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "crash-worker.ts"), dataDir, runId, report], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Promise((resolve, reject) => {
@@ -142,17 +154,10 @@ function runWorker(dataDir: string, runId: string, runMs: number): Promise<strin
       errors += chunk;
     });
     worker.once("error", reject);
-    // "close": the process has exited and its output has been read to the end.
     worker.once("close", (code, signal) => {
       clearTimeout(timer);
-      if (!killed || signal !== "SIGKILL") {
-        reject(new Error(`crash worker ended by itself (code ${code}, signal ${signal}): ${errors}`));
-        return;
-      }
-      const lines = output.split("\n");
-      // A line cut by the kill is incomplete: drop it (its write never finished, so it says nothing).
-      lines.pop();
-      resolve(lines);
+      if (!killed || signal !== "SIGKILL") reject(new Error(`crash worker ended by itself (code ${code}, signal ${signal}): ${errors}`));
+      else resolve();
     });
   });
 }

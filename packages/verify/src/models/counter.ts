@@ -43,6 +43,8 @@ export function counterModel(options: CounterModelOptions = {}): Model<bigint, C
     partition: (history) => partitionBy(history, (op) => op.input.key ?? ""),
     // An overflow rejection says the value was near a bound: worth checking.
     checksFailure: (op) => op.error === "INVALID" && (op.input.op === "increment" || op.input.op === "decrement"),
+    // An indeterminate get observed nothing.
+    simplify: (ops) => ops.filter((op) => op.status !== "info" || op.input.op !== "get"),
   };
 }
 

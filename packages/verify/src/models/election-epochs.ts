@@ -50,6 +50,8 @@ export function electionEpochs(options: ElectionEpochsOptions = {}): Model<Elect
     step: (s, op) => step(s, op, complete),
     key: (s) => JSON.stringify([s.term === undefined ? null : String(s.term), s.leader ?? null, s.vacant]),
     partition: (history) => partitionBy(history, (op) => op.input.key ?? ""),
+    // Only returned operations are observations (see `step`).
+    simplify: (ops) => ops.filter((op) => op.status !== "info"),
     describe: (s) =>
       s.term === undefined ? "no term seen" : `term ${s.term}, leader ${s.leader ?? "none"}${s.vacant ? " (vacated)" : ""}`,
   };

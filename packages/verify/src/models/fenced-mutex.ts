@@ -56,13 +56,24 @@ type State = MutexState;
 /** The fenced mutex model. */
 export function fencedMutex(options: FencedMutexOptions = {}): Model<State, MutexInput, MutexOutput> {
   const leases = options.leases === true;
+  // A free lock's version fields mean nothing: leave them out so equal states meet.
   const key = (s: State): string =>
-    JSON.stringify([s.holder ?? null, s.version === undefined ? `?${s.minVersion}` : String(s.version), String(s.floor), s.value ?? null]);
+    JSON.stringify([
+      s.holder ?? null,
+      s.holder === undefined ? null : s.version === undefined ? `?${s.minVersion}` : String(s.version),
+      String(s.floor),
+      s.value ?? null,
+    ]);
   return {
     name: leases ? "fenced-mutex (leases)" : "fenced-mutex",
     init: () => ({ minVersion: 0n, floor: 0n }),
     step(s, op) {
-      if (!leases || s.holder === undefined) return step(s, op);
+      // An expiry commutes with reads and unfenced writes, so it is only tried right
+      // before an operation that depends on the holder: any history it explains is still
+      // explained with the expiry moved up to that point.
+      if (!leases || s.holder === undefined || op.input.op === "read" || (op.input.op === "write" && op.input.fence === undefined)) {
+        return step(s, op);
+      }
       // Either the holder still holds the lock, or its lease ran out just before `op`.
       const kept = step(s, op);
       const expired = step({ ...s, holder: undefined, version: undefined }, op);
@@ -72,10 +83,33 @@ export function fencedMutex(options: FencedMutexOptions = {}): Model<State, Mute
     key,
     partition: (history) => partitionBy(history, (op) => op.input.key ?? ""),
     checksFailure: (op) => op.error === "CONFLICT" && op.input.op === "write" && op.input.fence !== undefined,
+    simplify,
+    // A fence or release for a version below the floor can never match again.
+    obsolete: (s, op) => {
+      const version = op.input.op === "write" ? op.input.fence : op.input.op === "release" ? op.input.version : undefined;
+      return version !== undefined && version < s.floor && heldAt(s, version) === undefined;
+    },
     describe: (s) =>
       `${s.holder === undefined ? "free" : `held by ${s.holder}@${s.version === undefined ? `≥${s.minVersion}` : String(s.version)}`}` +
       `, next grant ≥ ${s.floor}, resource ${JSON.stringify(s.value ?? null)}`,
   };
+}
+
+/**
+ * Leaves out indeterminate reads and holder queries, and indeterminate writes of a value no
+ * read returned: only reads observe the resource, so such a write, had it happened, was
+ * overwritten unseen (or never read), and "never happened" explains the same observations.
+ */
+function simplify(ops: readonly Op[]): readonly Op[] {
+  const observed = new Set<string>();
+  for (const op of ops) {
+    if (op.status === "ok" && op.input.op === "read" && op.output?.value !== undefined) observed.add(op.output.value);
+  }
+  return ops.filter(
+    (op) =>
+      op.status !== "info" ||
+      (op.input.op !== "read" && op.input.op !== "holder" && !(op.input.op === "write" && !observed.has(op.input.value))),
+  );
 }
 
 /** The state if the holder's version could be `version` (learning it if unknown). */
@@ -91,6 +125,7 @@ function granted(s: State, owner: string, version: bigint): State[] {
   return [{ holder: owner, version, minVersion: version, floor: version + 1n, value: s.value }];
 }
 
+/** A grant whose version nobody saw: above every earlier one, and below every later one. */
 function grantedUnknown(s: State, owner: string): State[] {
   if (s.holder !== undefined) return [];
   return [{ holder: owner, minVersion: s.floor, floor: s.floor + 1n, value: s.value }];

@@ -30,6 +30,8 @@ export function setModel(): Model<boolean, SetInput, SetOutput> {
     step,
     key: (present) => (present ? "1" : "0"),
     partition: (history) => partitionBy(history, (op) => JSON.stringify([op.input.key ?? "", op.input.element])),
+    // An indeterminate contains observed nothing.
+    simplify: (ops) => ops.filter((op) => op.status !== "info" || op.input.op !== "contains"),
     describe: (present) => (present ? "present" : "absent"),
   };
 }

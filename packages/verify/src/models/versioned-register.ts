@@ -77,9 +77,39 @@ export function versionedRegister(options: VersionedRegisterOptions = {}): Model
       (op.error === "CONFLICT" && op.input.op !== "read" && op.input.ifVersion !== undefined) ||
       (op.error === "ALREADY_EXISTS" && op.input.op === "write" && op.input.mode === "insert") ||
       (op.error === "NOT_FOUND" && op.input.op === "write" && op.input.mode === "update"),
+    simplify,
+    // A condition on a version below the floor can never hold again: versions only grow.
+    obsolete: (s, op) =>
+      op.input.op !== "read" && op.input.ifVersion !== undefined && op.input.ifVersion < s.floor && withVersion(s, op.input.ifVersion) === undefined,
     describe: (s) =>
       s.present ? `${JSON.stringify(s.value)}@${s.version === undefined ? `≥${s.minVersion}` : String(s.version)}` : "absent",
   };
+}
+
+/**
+ * Leaves out indeterminate reads, and indeterminate writes of a value nothing observed when
+ * the partition has only plain puts, reads and unconditional deletes: such a write was
+ * overwritten before anyone looked (or never looked at), so "never happened" explains the
+ * same observations. Conditional writes, inserts and updates could depend on the entry's
+ * presence or version without naming its value, so with any of those nothing is left out.
+ */
+function simplify(ops: readonly Op[]): readonly Op[] {
+  const plain = ops.every(
+    (op) =>
+      op.status !== "fail" &&
+      (op.input.op === "read" || (op.input.ifVersion === undefined && (op.input.op === "delete" || (op.input.mode ?? "put") === "put"))),
+  );
+  const observed = new Set<string>();
+  for (const op of ops) {
+    if (op.status !== "ok") continue;
+    const seen = op.input.op === "read" ? op.output?.entry : op.input.op === "delete" ? op.output?.prev : undefined;
+    if (seen !== undefined) observed.add(seen.value);
+  }
+  return ops.filter(
+    (op) =>
+      op.status !== "info" ||
+      (op.input.op !== "read" && !(plain && op.input.op === "write" && !observed.has(op.input.value))),
+  );
 }
 
 /** The current version could be `version` (and if unknown, learns that it is). */

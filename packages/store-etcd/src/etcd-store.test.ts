@@ -1,0 +1,246 @@
+// Store-level tests of the etcd store on real etcd (started by the harness): sessions as
+// leases, lock hand-off on lease expiry, predecessor-only watching, compaction → reset,
+// watches surviving a member restart, and writes surviving a leader kill in a 3-member cluster.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { UnavailableError, type PrimitiveRef, type RuntimeEvent, type RuntimeSession } from "@atomix-ts/core";
+import { createEtcdStore, type EtcdStore } from "./index.js";
+import { freePort, startEtcd, startEtcdCluster, type EtcdCluster } from "./testing/etcd.js";
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (value: Uint8Array): string => new TextDecoder().decode(value);
+let names = 0;
+const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+
+/** Reads `count` events, failing after `timeoutMs`. */
+async function take<E>(iterator: AsyncIterator<E>, count: number, timeoutMs = 5000): Promise<E[]> {
+  const out: E[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < count) {
+    let timer: NodeJS.Timeout | undefined;
+    const next = await Promise.race([
+      iterator.next(),
+      new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (next === "timeout") assert.fail(`expected ${count} events, got ${out.length}`);
+    if (next.done === true) assert.fail(`watch ended after ${out.length} events`);
+    out.push(next.value);
+  }
+  return out;
+}
+
+describe("etcd store (single member)", () => {
+  let etcd: EtcdCluster;
+  let store: EtcdStore;
+  before(async () => {
+    etcd = await startEtcd();
+    store = createEtcdStore({ endpoints: etcd.endpoints, prefix: `store-test-${process.pid}/`, defaultSessionTtlMs: 2000 });
+  });
+  after(async () => {
+    await store.close();
+    await etcd.stop();
+  });
+
+  it("an owned session's lease is kept alive past its TTL; a session given a TTL lapses without keep-alive", async () => {
+    const owned = await store.openSession();
+    const given = await store.openSession({ ttlMs: 2000 });
+    assert.equal(owned.ttlMs, 2000);
+    const started = Date.now();
+    await new Promise<void>((resolve) => given.signal.addEventListener("abort", () => resolve(), { once: true }));
+    const lostAfterMs = Date.now() - started;
+    // The signal fires no later than the TTL after the last acknowledged keep-alive (the grant).
+    assert.ok(lostAfterMs <= 2000, `lost after ${lostAfterMs} ms`);
+    assert.ok(given.signal.reason instanceof UnavailableError);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.equal(owned.signal.aborted, false);
+    const ref: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    assert.equal((await owned.execute(ref, { op: "increment", delta: 1n })).value, 1n);
+    await assert.rejects(given.execute(ref, { op: "get" }), UnavailableError);
+    await owned.close();
+  });
+
+  it("a holder whose lease expires hands the lock on within its TTL plus the lease check interval", async () => {
+    const ref: PrimitiveRef<"lock"> = { type: "lock", name: unique("lock") };
+    const mortal = await store.openSession({ ttlMs: 2000 });
+    const survivor = await store.openSession();
+    const held = await mortal.execute(ref, { op: "lock" });
+    const started = Date.now();
+    const next = await survivor.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    const handOffMs = Date.now() - started;
+    // etcd's leader checks lease expiry every 500 ms: the bound is TTL + 0.5 s + a little.
+    assert.ok(handOffMs <= 2000 + 900, `hand-off took ${handOffMs} ms`);
+    assert.ok(next.version > held.version, "fencing versions increase");
+    assert.equal(mortal.signal.aborted, true, "the old holder learned of the loss first");
+    await survivor.close();
+  });
+
+  it("each lock waiter watches only its predecessor", async () => {
+    const ref: PrimitiveRef<"lock"> = { type: "lock", name: unique("lock") };
+    const sessions: RuntimeSession[] = [];
+    for (let i = 0; i < 5; i++) sessions.push(await store.openSession());
+    const holder = await sessions[0]!.execute(ref, { op: "lock" });
+    const keys = async (): Promise<string[]> => {
+      const prefix = `${store.prefix}lock/${ref.name}#q/`;
+      const read = await store.io.range(prefix, { end: Buffer.from(`${store.prefix}lock/${ref.name}#q0`), sortByCreate: true });
+      return read.kvs.map((kv) => kv.key.toString());
+    };
+    // Queue the waiters one at a time (each watching before the next comes), so waiter i is i-th.
+    const waits: Array<Promise<{ version: bigint }>> = [];
+    for (let i = 1; i < 5; i++) {
+      waits.push(sessions[i]!.execute(ref, { op: "lock" }));
+      const deadline = Date.now() + 5000;
+      while (store.io.keyWatches.size < i && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const queue = await keys();
+    assert.equal(queue.length, 5);
+    // Waiter i watches key i-1 (the one created just before its own), and nobody else does.
+    assert.deepEqual(
+      [...store.io.keyWatches.entries()].sort(),
+      queue.slice(0, 4).map((key) => [key, 1] as [string, number]).sort(),
+    );
+    assert.equal((await sessions[0]!.execute(ref, { op: "unlock", version: holder.version })).unlocked, true);
+    const first = await waits[0]!;
+    assert.ok(first.version > holder.version);
+    // Only the first waiter moved: the others still each watch the same single key.
+    assert.deepEqual(
+      [...store.io.keyWatches.entries()].sort(),
+      queue.slice(1, 4).map((key) => [key, 1] as [string, number]).sort(),
+    );
+    let version = first.version;
+    for (let i = 1; i < 4; i++) {
+      assert.equal((await sessions[i]!.execute(ref, { op: "unlock" })).unlocked, true);
+      const granted = await waits[i]!;
+      assert.ok(granted.version > version);
+      version = granted.version;
+    }
+    await Promise.all(sessions.map((s) => s.close()));
+  });
+
+  it("a watch resuming from a compacted version gets a reset with a snapshot, then later changes", async () => {
+    const session = await store.openSession();
+    const ref: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+    const first = await session.execute(ref, { op: "put", key: "a", value: bytes("1") });
+    await session.execute(ref, { op: "put", key: "b", value: bytes("2") });
+    await session.execute(ref, { op: "remove", key: "a" });
+    const head = (await store.io.range("x")).header.revision;
+    await store.io.compact(BigInt(head));
+    const watch = await session.watch(ref, { fromVersion: first.entry.version });
+    const events = watch[Symbol.asyncIterator]();
+    const [reset] = await take(events, 1);
+    assert.equal(reset?.type, "reset");
+    const state = (reset as Extract<RuntimeEvent<"map">, { type: "reset" }>).state;
+    assert.deepEqual(
+      state.map((e) => (e.type === "inserted" ? [e.entry.key, text(e.entry.value)] : e.type)),
+      [["b", "2"]],
+    );
+    const c = await session.execute(ref, { op: "put", key: "c", value: bytes("3") });
+    const [inserted] = await take(events, 1);
+    assert.equal(inserted?.type, "inserted");
+    assert.ok(inserted!.version > reset!.version);
+    assert.equal(inserted!.version, c.entry.version);
+    await watch.close();
+    await session.close();
+  });
+
+  it("a watch resumed inside a revision delivers that revision's later events exactly once", async () => {
+    const session = await store.openSession();
+    const ref: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+    const { results } = await session.execute(ref, {
+      op: "transaction",
+      writes: [
+        { op: "put", key: "x", value: bytes("1") },
+        { op: "put", key: "y", value: bytes("2") },
+        { op: "put", key: "z", value: bytes("3") },
+      ],
+    });
+    const versions = results.map((r) => r.entry!.version);
+    assert.ok(versions[0]! < versions[1]! && versions[1]! < versions[2]!);
+    const watch = await session.watch(ref, { fromVersion: versions[0]! });
+    const events = await take(watch[Symbol.asyncIterator](), 2);
+    assert.deepEqual(
+      events.map((e) => [e.type === "inserted" ? e.entry.key : e.type, e.version]),
+      [
+        ["y", versions[1]],
+        ["z", versions[2]],
+      ],
+    );
+    await watch.close();
+    await session.close();
+  });
+
+  it("a watch survives a restart of the etcd member without losing or repeating events", async () => {
+    const session = await store.openSession();
+    const ref: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    const watch = await session.watch(ref);
+    const events = watch[Symbol.asyncIterator]();
+    await session.execute(ref, { op: "increment", delta: 1n });
+    assert.deepEqual((await take(events, 1)).map((e) => (e.type === "changed" ? e.value : e.type)), [1n]);
+    await etcd.kill(0);
+    await etcd.restart(0);
+    // The session's lease survived (it is in etcd's data), so the same session goes on.
+    let done = false;
+    for (let attempt = 0; !done; attempt++) {
+      try {
+        await session.execute(ref, { op: "increment", delta: 1n });
+        done = true;
+      } catch (error) {
+        if (!(error instanceof UnavailableError) || attempt > 50) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    await session.execute(ref, { op: "increment", delta: 1n });
+    const more = await take(events, 2, 10_000);
+    assert.deepEqual(
+      more.map((e) => (e.type === "changed" ? e.value : e.type)),
+      [2n, 3n],
+    );
+    await watch.close();
+    await session.close();
+  });
+});
+
+describe("etcd store without etcd", () => {
+  it("fails with UnavailableError when etcd cannot be reached", async () => {
+    const port = await freePort();
+    await using store = createEtcdStore({ endpoints: [`http://127.0.0.1:${port}`], requestTimeoutMs: 1000 });
+    await assert.rejects(store.openSession(), UnavailableError);
+  });
+});
+
+describe("etcd store (3-member cluster)", () => {
+  it("writes resume after the leader is killed, and no acknowledged increment is lost", async () => {
+    await using cluster = await startEtcdCluster(3);
+    await using store = createEtcdStore({ endpoints: cluster.endpoints, prefix: `cluster-test-${process.pid}/` });
+    const session = await store.openSession();
+    const ref: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    let acknowledged = 0n;
+    const increment = async (): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          acknowledged = (await session.execute(ref, { op: "increment", delta: 1n })).value;
+          return;
+        } catch (error) {
+          // An unknown outcome (the reply was lost) is not acknowledged: read before retrying.
+          if (!(error instanceof UnavailableError) || attempt > 100) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          try {
+            acknowledged = (await session.execute(ref, { op: "get" })).value;
+            return;
+          } catch {
+            // still failing over: try again
+          }
+        }
+      }
+    };
+    for (let i = 0; i < 5; i++) await increment();
+    await cluster.kill(await cluster.leaderIndex());
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) await increment();
+    assert.ok(Date.now() - started < 10_000);
+    const { value } = await session.execute(ref, { op: "get" });
+    assert.ok(value >= acknowledged && acknowledged >= 6n, `value ${value}, acknowledged ${acknowledged}`);
+    await session.close();
+  });
+});
