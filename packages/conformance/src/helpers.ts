@@ -25,14 +25,35 @@ export async function take<E>(watch: Watch<E> | AsyncIterator<E>, count: number,
 
 /** A persistent iterator over a watch, so tests can `take` from it several times. */
 export function iterate<E>(watch: Watch<E>): AsyncIterator<E> {
-  return watch[Symbol.asyncIterator]() as AsyncIterator<E>;
+  return new Reader(watch[Symbol.asyncIterator]() as AsyncIterator<E>);
+}
+
+/**
+ * An iterator that keeps a `next()` left pending by `expectQuiet`, so the event it eventually
+ * yields goes to the following read instead of being lost.
+ */
+class Reader<E> implements AsyncIterator<E> {
+  pending: Promise<IteratorResult<E>> | undefined;
+  constructor(private readonly inner: AsyncIterator<E>) {}
+  next(): Promise<IteratorResult<E>> {
+    const pending = this.pending ?? this.inner.next();
+    this.pending = undefined;
+    return pending;
+  }
+  return(): Promise<IteratorResult<E>> {
+    this.pending = undefined;
+    return this.inner.return?.() ?? Promise.resolve({ value: undefined, done: true });
+  }
 }
 
 /** Asserts that no event arrives within `ms`. */
 export async function expectQuiet<E>(iterator: AsyncIterator<E>, ms = 100): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  const pending = iterator.next();
+  // A Reader keeps the unanswered read for the next caller; nothing is swallowed.
+  if (iterator instanceof Reader) (iterator as Reader<E>).pending = pending;
   const next = await Promise.race([
-    iterator.next(),
+    pending,
     new Promise<"quiet">((resolve) => {
       timer = setTimeout(() => resolve("quiet"), ms);
     }),

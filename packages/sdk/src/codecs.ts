@@ -55,13 +55,16 @@ function json<T = unknown>(): Codec<T> {
   };
 }
 
-/** Raw bytes, unchanged (copied on the way in so later mutation cannot change a stored value). */
+/**
+ * Raw bytes, unchanged. Copied both ways, so mutating a buffer you passed in or got back can
+ * never change what an in-process store holds.
+ */
 const bytes: Codec<Uint8Array> = {
   encode: (value) => {
     if (!(value instanceof Uint8Array)) throw new InvalidError("bytes codec expects a Uint8Array");
     return value.slice();
   },
-  decode: (value) => value,
+  decode: (value) => value.slice(),
 };
 
 /** IEEE-754 doubles, 8 bytes big-endian. */
