@@ -38,7 +38,7 @@ export function grpcEchoSequential(address: string): Measure {
 
 /** ioredis connected to the bench's redis-server; auto-pipelining batches what is sent in one tick. */
 export async function connectRedis(host: string, port: number): Promise<Redis> {
-  let RedisClass: typeof import("ioredis").Redis;
+  let RedisClass: typeof Redis;
   try {
     ({ Redis: RedisClass } = await import("ioredis"));
   } catch (error) {

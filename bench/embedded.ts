@@ -2,13 +2,14 @@
  * Embedded workloads (issue 2): the SDK on an in-process memory store, one awaited operation at
  * a time, each primitive's main operations next to a bare async `Map` loop in the same run.
  */
+import type * as Sdk from "@atomix-ts/sdk";
 import type { AtomixClient } from "@atomix-ts/sdk";
 import { bareAsyncMap } from "./baselines.js";
 import { compareThroughput, Unavailable, type Bench, type Goal, type Measure } from "./harness.js";
 
 type Op = (i: number) => Promise<unknown>;
 
-export async function loadSdk(): Promise<typeof import("@atomix-ts/sdk")> {
+export async function loadSdk(): Promise<typeof Sdk> {
   try {
     return await import("@atomix-ts/sdk");
   } catch (error) {

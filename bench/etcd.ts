@@ -4,6 +4,7 @@
  * one counter.
  */
 import type { AtomixClient } from "@atomix-ts/sdk";
+import type * as EtcdStoreModule from "@atomix-ts/store-etcd";
 import { etcdCasIncrement, etcdLockUncontended, etcdPut, etcdTryLockContended } from "./baselines.js";
 import { loadSdk } from "./embedded.js";
 import { compareThroughput, drive, pair, Unavailable, type Bench, type Context, type Measure, type Outcome } from "./harness.js";
@@ -11,12 +12,12 @@ import type { EtcdResource } from "./resources.js";
 
 interface EtcdClients {
   clients: AtomixClient[];
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** `count` clients (one session — one lease — each) on one etcd store in this process. */
 async function etcdClients(endpoints: string[], count: number): Promise<EtcdClients> {
-  let createEtcdStore: typeof import("@atomix-ts/store-etcd").createEtcdStore;
+  let createEtcdStore: typeof EtcdStoreModule.createEtcdStore;
   try {
     ({ createEtcdStore } = await import("@atomix-ts/store-etcd"));
   } catch (error) {
@@ -70,7 +71,7 @@ async function contendedLock(endpoints: string[]): Promise<Measure> {
       );
     },
     counters: () => ({ acquired, failed }),
-    teardown: close,
+    teardown: () => close(),
   };
 }
 
@@ -94,7 +95,7 @@ export const etcdBenches: Bench[] = [
           return {
             minOps: 64,
             run: (n, latency) => drive(n, 64, (i) => map.put(`k${i % 1000}`, "sixteen-byte-val"), latency),
-            teardown: close,
+            teardown: () => close(),
           } satisfies Measure;
         }, () => etcdPut(endpoints, 64));
         return compareThroughput(
@@ -119,7 +120,7 @@ export const etcdBenches: Bench[] = [
             const handle = await lock.lock();
             await handle.unlock();
           };
-          return { run: (n, latency) => drive(n, 1, cycle, latency), teardown: close } satisfies Measure;
+          return { run: (n, latency) => drive(n, 1, cycle, latency), teardown: () => close() } satisfies Measure;
         }, () => etcdLockUncontended(endpoints));
         return compareThroughput(
           context,
@@ -158,7 +159,7 @@ export const etcdBenches: Bench[] = [
           return {
             minOps: WORKERS,
             run: (n, latency) => drive(n, WORKERS, () => counter.increment(), latency),
-            teardown: close,
+            teardown: () => close(),
           } satisfies Measure;
         }, () => etcdCasIncrement(endpoints, WORKERS));
         return compareThroughput(

@@ -10,6 +10,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type * as ServerTesting from "@atomix-ts/server/testing";
+import type * as EtcdTesting from "@atomix-ts/store-etcd/testing";
 import { forkChild } from "./children.js";
 import { Unavailable } from "./harness.js";
 
@@ -65,7 +67,7 @@ export function freePort(): Promise<number> {
 }
 
 async function atomixServer(store: "memory" | "sqlite", settings: ResourceSettings): Promise<Started<AtomixServerResource>> {
-  let spawnServer: typeof import("@atomix-ts/server/testing").spawnServer;
+  let spawnServer: typeof ServerTesting.spawnServer;
   try {
     ({ spawnServer } = await import("@atomix-ts/server/testing"));
   } catch (error) {
@@ -148,7 +150,7 @@ async function pingRedis(port: number): Promise<boolean> {
 }
 
 async function etcdMember(): Promise<Started<EtcdResource>> {
-  let startEtcd: typeof import("@atomix-ts/store-etcd/testing").startEtcd;
+  let startEtcd: typeof EtcdTesting.startEtcd;
   try {
     ({ startEtcd } = await import("@atomix-ts/store-etcd/testing"));
   } catch (error) {

@@ -1,54 +1,198 @@
 /**
- * `npm run bench [-- --filter <text>] [-- --json <file>] [-- --rounds N]`: runs every workload
- * side by side with its baseline and prints ops/s, spread and ratios.
+ * `npm run bench [-- options]`: runs every workload side by side with its baseline, starting and
+ * stopping the servers they need, and prints medians, spreads, ratios and goals.
+ *
+ *   --quick             short smoke run (few, short rounds; small scale steps)
+ *   --filter A,B        only figures whose id contains one of the texts
+ *   --skip-scale        leave out the scale figures (the longest part of a full run)
+ *   --json FILE         write the results as JSON
+ *   --report            write docs/benchmarks.md and docs/benchmarks/*.svg from this run
+ *   --from-json FILE    no run: print (and with --report, render) saved results
+ *   --rounds N          rounds per side (default 5, quick 3)
+ *   --round-ms MS       target length of one round of one side (default 300, quick 60)
+ *   --cpu-prof DIR      CPU-profile the bench process and the atomix servers; summaries at the end
+ *   --list              list the figure ids and exit
+ *
+ * Exit code 1 if a figure failed with an error; unavailable figures and missed goals are reported
+ * but do not fail the command (they are measurements, not tests).
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { compare, formatRate, progress, type Result, type Workload } from "./harness.js";
-import { baseline as bareMap, embeddedWorkloads } from "./embedded.js";
+import { embeddedBenches } from "./embedded.js";
+import { etcdBenches } from "./etcd.js";
+import { checkGoal, Unavailable, type Bench, type Figure, type RunOptions } from "./harness.js";
+import { profileThisProcess, summarizeDirectory } from "./profile.js";
+import { writeReport } from "./report.js";
+import { Resources } from "./resources.js";
+import { consoleTable, describeEnvironment, goalText, measuredText, statusText, type RunResults } from "./results.js";
+import { scaleBenches } from "./scale.js";
+import { serverBenches } from "./server.js";
 
 const { values } = parseArgs({
   options: {
+    quick: { type: "boolean", default: false },
     filter: { type: "string" },
+    "skip-scale": { type: "boolean", default: false },
     json: { type: "string" },
-    rounds: { type: "string", default: "5" },
+    report: { type: "boolean", default: false },
+    "from-json": { type: "string" },
+    rounds: { type: "string" },
+    "round-ms": { type: "string" },
+    "cpu-prof": { type: "string" },
+    list: { type: "boolean", default: false },
   },
 });
-const rounds = Number(values.rounds);
 
-const baselines: Record<string, { make: () => ReturnType<typeof bareMap>; ops: number }> = {
-  "bare async Map": { make: bareMap, ops: 2_000_000 },
-};
+const docsDir = resolve(import.meta.dirname, "..", "docs");
 
-const workloads: Workload[] = [...embeddedWorkloads].filter(
-  (w) => values.filter === undefined || w.name.includes(values.filter),
-);
-
-const results: Result[] = [];
-for (const [i, w] of workloads.entries()) {
-  progress(`[${i + 1}/${workloads.length}] ${w.name} vs ${w.baseline} …`);
-  const base = baselines[w.baseline];
-  if (base === undefined) throw new Error(`unknown baseline ${w.baseline}`);
-  const { a, b } = await compare(await w.workload(), base.make(), w.ops, base.ops, rounds);
-  const ratio = a.median / b.median;
-  const met = w.goal === undefined ? undefined : w.goal.direction === "min" ? ratio >= w.goal.ratio : ratio <= w.goal.ratio;
-  results.push({ name: w.name, baseline: w.baseline, opsPerSec: a, baselineOpsPerSec: b, ratio, goal: w.goal, met });
+function positiveInteger(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    process.stderr.write(`bench: ${flag} must be a positive integer, got ${JSON.stringify(text)}\n`);
+    process.exit(2);
+  }
+  return value;
 }
-progress("");
 
-const rows = results.map((r) => [
-  r.name,
-  `${formatRate(r.opsPerSec.median)} (${formatRate(r.opsPerSec.min)}–${formatRate(r.opsPerSec.max)})`,
-  r.baseline,
-  formatRate(r.baselineOpsPerSec.median),
-  `${r.ratio.toFixed(3)}×`,
-  r.goal === undefined ? "" : `${r.goal.direction === "min" ? "≥" : "≤"} ${r.goal.ratio}× ${r.met === true ? "met" : "NOT met"}`,
-]);
-const header = ["workload", "median (min–max)", "baseline", "baseline median", "ratio", "goal"];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-console.log(line(header));
-console.log(widths.map((w) => "-".repeat(w)).join("  "));
-for (const row of rows) console.log(line(row));
-console.log(`\n${rounds} rounds each, alternating workload and baseline; node ${process.version}`);
-if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(results, null, 2));
+/** The progress line on stderr: rewritten in place on a terminal, one line per figure otherwise. */
+class Progress {
+  private readonly tty = process.stderr.isTTY;
+  private readonly started = Date.now();
+  private prefix = "";
+
+  private clock(): string {
+    const s = Math.floor((Date.now() - this.started) / 1000);
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  begin(index: number, count: number, bench: Bench): void {
+    this.prefix = `[${index}/${count}] ${bench.id}`;
+    if (this.tty) this.detail("starting");
+    else process.stderr.write(`${this.clock()} ${this.prefix} …\n`);
+  }
+
+  detail(text: string): void {
+    if (!this.tty) return;
+    const line = `${this.clock()} ${this.prefix} — ${text}`;
+    process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
+  }
+
+  end(figure: Figure): void {
+    const outcome = figure.status === "ok" ? `${measuredText(figure)} ${goalText(figure)}`.trim() : statusText(figure);
+    const line = `${this.clock()} ${this.prefix}: ${outcome} (${figure.seconds.toFixed(1)} s)`;
+    process.stderr.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+  }
+}
+
+async function runBench(bench: Bench, options: RunOptions, resources: Resources, progress: Progress): Promise<Figure> {
+  const started = performance.now();
+  const base = { id: bench.id, group: bench.group, title: bench.title, goal: bench.goal, notes: [] as string[] };
+  try {
+    const { goalApplies, notes, ...outcome } = await bench.run({
+      options,
+      progress: (text) => progress.detail(text),
+      resource: (name) => resources.get(name),
+      resourcePid: (name) => resources.pid(name),
+    });
+    const figure: Figure = { ...base, ...outcome, status: "ok", notes: notes ?? [], seconds: 0 };
+    if (bench.goal !== undefined) {
+      figure.met = goalApplies === false ? undefined : checkGoal(bench.goal, figure);
+      if (goalApplies === false) figure.notes.push("The goal is stated for the full-size run; this run was smaller, so it is not checked.");
+    }
+    return { ...figure, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    const unavailable = error instanceof Unavailable;
+    const reason = error instanceof Error ? (unavailable ? error.message : (error.stack ?? error.message)) : String(error);
+    return { ...base, status: unavailable ? "unavailable" : "failed", reason, seconds: (performance.now() - started) / 1000 };
+  }
+}
+
+async function main(): Promise<number> {
+  if (values["from-json"] !== undefined) {
+    const results = JSON.parse(readFileSync(values["from-json"], "utf8")) as RunResults;
+    console.log(consoleTable(results));
+    if (values.report) for (const path of writeReport(results, docsDir)) process.stderr.write(`wrote ${path}\n`);
+    return 0;
+  }
+  const quick = values.quick;
+  const options: RunOptions = {
+    quick,
+    rounds: positiveInteger(values.rounds, quick ? 3 : 5, "--rounds"),
+    roundMs: positiveInteger(values["round-ms"], quick ? 60 : 300, "--round-ms"),
+  };
+  const filter = (values.filter ?? "").split(",").map((f) => f.trim()).filter((f) => f !== "");
+  const all = [...embeddedBenches, ...serverBenches, ...etcdBenches, ...scaleBenches];
+  const selected = all.filter(
+    (bench) => (filter.length === 0 || filter.some((f) => bench.id.includes(f))) && !(values["skip-scale"] && bench.scale === true),
+  );
+  if (values.list) {
+    for (const bench of all) console.log(`${bench.id}${bench.scale === true ? "  (scale)" : ""}  — ${bench.title}`);
+    return 0;
+  }
+  if (selected.length === 0) {
+    process.stderr.write(`bench: no figure matches --filter ${filter.join(",")} (see --list)\n`);
+    return 2;
+  }
+
+  const profileDir = values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]);
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+  const stopProfiling = profileDir === undefined ? undefined : await profileThisProcess(profileDir);
+  const resources = new Resources({
+    serverNodeOptions: profileDir === undefined ? undefined : `--cpu-prof --cpu-prof-dir=${profileDir}`,
+  });
+  resources.plan(selected.map((bench) => bench.needs));
+  const interrupted = (): void => {
+    process.stderr.write("\nbench: interrupted, stopping servers\n");
+    void resources.stopAll().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+
+  const environment = describeEnvironment();
+  const date = new Date().toISOString();
+  const started = performance.now();
+  const progress = new Progress();
+  const figures: Figure[] = [];
+  try {
+    for (const [index, bench] of selected.entries()) {
+      progress.begin(index + 1, selected.length, bench);
+      const figure = await runBench(bench, options, resources, progress);
+      figures.push(figure);
+      progress.end(figure);
+      await resources.release(bench.needs);
+    }
+  } finally {
+    await resources.stopAll();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  }
+
+  const results: RunResults = {
+    meta: {
+      date,
+      mode: quick ? "quick" : "full",
+      rounds: options.rounds,
+      roundMs: options.roundMs,
+      filter,
+      skipScale: values["skip-scale"],
+      durationSeconds: (performance.now() - started) / 1000,
+      ...environment,
+    },
+    figures,
+  };
+  console.log(`\n${consoleTable(results)}`);
+  if (values.json !== undefined) {
+    writeFileSync(values.json, `${JSON.stringify(results, null, 2)}\n`);
+    process.stderr.write(`wrote ${values.json}\n`);
+  }
+  if (values.report) for (const path of writeReport(results, docsDir)) process.stderr.write(`wrote ${path}\n`);
+  if (stopProfiling !== undefined && profileDir !== undefined) {
+    await stopProfiling();
+    console.log(`\nCPU profiles in ${profileDir}:\n${summarizeDirectory(profileDir)}`);
+  }
+  return figures.some((f) => f.status === "failed") ? 1 : 0;
+}
+
+process.exitCode = await main();

@@ -3,6 +3,8 @@
  * serve` runs as a child (memory or sqlite store), and the baselines run against servers of
  * their own started by the bench: redis-server, a bare grpc-js echo server, etcd.
  */
+import type * as Remote from "@atomix-ts/remote";
+import type * as Sdk from "@atomix-ts/sdk";
 import type { AtomixClient } from "@atomix-ts/sdk";
 import { etcdPut, grpcEchoSequential, redisIncr } from "./baselines.js";
 import { forkChild } from "./children.js";
@@ -18,8 +20,8 @@ export interface RemoteClient {
 
 /** A client in this process connected to an `atomix serve` at `address` through the remote runtime. */
 export async function connectRemote(address: string): Promise<RemoteClient> {
-  let remote: typeof import("@atomix-ts/remote");
-  let sdk: typeof import("@atomix-ts/sdk");
+  let remote: typeof Remote;
+  let sdk: typeof Sdk;
   try {
     [remote, sdk] = await Promise.all([import("@atomix-ts/remote"), import("@atomix-ts/sdk")]);
   } catch (error) {

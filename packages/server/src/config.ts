@@ -117,7 +117,8 @@ export async function loadConfigFile(path: string): Promise<ServerConfig> {
 }
 
 /**
- * Builds the hosted runtime: every store, behind a routing runtime (which closes them).
+ * Builds the hosted runtime: every store, behind a routing runtime (which closes them); a single
+ * store without rules is hosted as it is.
  * @throws InvalidError for an unknown store type or a bad rule; whatever a store factory throws.
  */
 export async function buildRuntime(config: ServerConfig): Promise<Runtime> {
@@ -135,5 +136,8 @@ export async function buildRuntime(config: ServerConfig): Promise<Runtime> {
     await Promise.all(Object.values(built).map((store) => store.close()));
     throw error;
   }
+  const names = Object.keys(built);
+  // One store and no rules: host it directly (one layer less on every operation).
+  if (names.length === 1 && (checked.routes ?? []).length === 0) return built[names[0]!]!;
   return createRoutingRuntime({ stores: built, rules: checked.routes, defaultStore: checked.defaultStore });
 }

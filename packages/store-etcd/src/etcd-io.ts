@@ -4,7 +4,7 @@
  * `AtomixError`s. Writes are never retried (a retried write whose first attempt landed would
  * apply twice); reads are retried on transient errors, which is always safe.
  */
-import { noop } from "cockatiel";
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, noop } from "cockatiel";
 import {
   Etcd3,
   GRPCDeadlineExceededError,
@@ -45,7 +45,10 @@ export type { ICompare, IKeyValue, IRequestOp, IRangeResponse, ITxnResponse };
 
 export interface EtcdIoOptions {
   endpoints: string[];
-  /** Deadline of each etcd call (default 5000 ms). */
+  /**
+   * Deadline of each etcd call (default 2000 ms). A write caught in flight by a leader failure
+   * waits this long before it fails (outcome unknown), so this bounds that stall.
+   */
   requestTimeoutMs?: number;
 }
 
@@ -148,12 +151,20 @@ export class EtcdIo {
       throw new InvalidError("the etcd store needs at least one endpoint");
     }
     this.endpoints = options.endpoints;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 2000;
     this.client = new Etcd3({
       hosts: options.endpoints,
-      // No global retry: a write whose reply was lost may have applied. Reads retry below.
-      // No per-host circuit breaker either: each call picks a host; a dead one fails fast.
-      faultHandling: { global: noop, host: () => noop },
+      faultHandling: {
+        // No global retry: a write whose reply was lost may have applied. Reads retry below.
+        global: noop,
+        // With several members, a member that just failed is skipped for a second (etcd3 then
+        // sends the call to another one, which is safe: the call never left). With one, there
+        // is nowhere else to go, so no breaker.
+        host: () =>
+          options.endpoints.length > 1
+            ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) })
+            : noop,
+      },
     });
   }
 
@@ -282,7 +293,12 @@ export function mapEtcdError(error: unknown, write: boolean): AtomixError {
   if (message.includes("required revision has been compacted")) {
     return new CompactedError(`etcd history was compacted: ${message}`, { cause: error });
   }
-  if (error instanceof GRPCUnavailableError || error instanceof ClientClosedError || error instanceof GRPCCancelledError) {
+  if (
+    error instanceof GRPCUnavailableError ||
+    error instanceof ClientClosedError ||
+    error instanceof GRPCCancelledError ||
+    isBrokenCircuitError(error)
+  ) {
     return new UnavailableError(`etcd is unreachable: ${message}${unknown}`, { cause: error });
   }
   if (error instanceof GRPCDeadlineExceededError) {

@@ -43,7 +43,7 @@ export interface EtcdStoreOptions {
    * Rounded up to whole seconds, at least 2 s (etcd's minimum).
    */
   defaultSessionTtlMs?: number;
-  /** Deadline of each etcd call (default 5000 ms). */
+  /** Deadline of each etcd call (default 2000 ms): bounds the stall of a write caught by a leader failure. */
   requestTimeoutMs?: number;
   /** Default per-watcher buffer before a slow consumer fails (default 10 000). */
   watchBufferSize?: number;

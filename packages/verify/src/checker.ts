@@ -25,7 +25,10 @@ export interface CheckOptions {
   clock?: (() => number) | undefined;
 }
 
-/** How one partition ended. `unknown` when the budget ran out before it was decided. */
+/**
+ * How one partition ended. `unknown` when the check ended before it was decided (the budget
+ * ran out, or a violation elsewhere ended the check first).
+ */
 export interface PartitionReport {
   readonly key: string;
   readonly operations: number;

@@ -145,6 +145,18 @@ async function waitForDelete(io: EtcdIo, key: string, fromRevision: bigint, sign
   }
 }
 
+/** Deletes a request's key once etcd answers again (or until its session ends). */
+function removeLater(ctx: RecipeContext, key: string): void {
+  const attempt = (): void => {
+    if (ctx.session.signal.aborted) return;
+    ctx.io.txn([cmp.present(key)], [op.del(key), markerPut(ctx.base)]).then(
+      () => undefined,
+      () => setTimeout(attempt, 500).unref(),
+    );
+  };
+  attempt();
+}
+
 export const lockRecipe: Recipe<"lock"> = {
   async execute(ctx, operation: Operation<"lock">): Promise<OperationResult<"lock">> {
     const prefix = queuePrefix(ctx.base);
@@ -155,11 +167,25 @@ export const lockRecipe: Recipe<"lock"> = {
         checkSignal(ctx.signal);
         const key = `${prefix}${ctx.session.id}/${randomUUID()}`;
         const lease = ctx.session.lease;
-        const txn = await ctx.io.txn(
-          [cmp.rangeEmpty(prefix, end)],
-          [op.put(key, HELD, lease)],
-          operation.op === "lock" ? [op.put(key, WAITING, lease)] : [],
-        );
+        let txn;
+        try {
+          txn = await ctx.io.txn(
+            [cmp.rangeEmpty(prefix, end)],
+            [op.put(key, HELD, lease)],
+            operation.op === "lock" ? [op.put(key, WAITING, lease)] : [],
+          );
+        } catch (error) {
+          // The reply was lost: the request's key is unique, so look for it to learn the outcome.
+          const found = await ctx.io.range(key).then((read) => read.kvs[0], () => "unknown" as const);
+          if (found === undefined) throw error;
+          if (found === "unknown") {
+            // Still unknown: the caller sees a failure, so the request must not linger in the queue.
+            removeLater(ctx, key);
+            throw error;
+          }
+          if (isHeld(found)) return { version: versionAt(modOf(found)) };
+          return { version: await waitForGrant(ctx, key, createOf(found)) };
+        }
         const revision = revisionOf(txn);
         if (txn.succeeded) return { version: versionAt(revision) };
         if (operation.op === "tryLock") return {};
