@@ -12,7 +12,9 @@ import type { RuntimeSession } from "@atomix-ts/core";
 import { createRemoteRuntime } from "@atomix-ts/remote";
 import { spawnServer, type SpawnedServer } from "@atomix-ts/server/testing";
 
-const KILLS = Number(process.env["ATOMIX_SERVER_CRASH_KILLS"] ?? 50);
+// Each cycle starts a server (a few seconds under tsx), so npm test's 120 s per file holds about
+// 20; a longer run: ATOMIX_SERVER_CRASH_KILLS=200 node --import tsx --test --test-timeout=0 test/crash-server-sqlite.test.ts
+const KILLS = Number(process.env["ATOMIX_SERVER_CRASH_KILLS"] ?? 20);
 const set = { type: "set", name: "crash-elements" } as const;
 const counter = { type: "counter", name: "crash-counter" } as const;
 const lock = { type: "lock", name: "crash-lock" } as const;

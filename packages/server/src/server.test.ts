@@ -233,7 +233,7 @@ describe("server protocol", () => {
     const kept = Date.now();
     await raw.unary("KeepAlive", { sessionId: mortal.sessionId });
     stream.send(request(2, other, "lock", "ttl-1", { op: "lock" }));
-    assert.ok(await stream.quiet((f) => f.result?.id === 2, 100), "not granted while the session is kept alive");
+    assert.ok(await stream.quiet((f) => f.result?.id === 2, 50), "not granted while the session is kept alive");
     const granted = await stream.answer(2);
     const waited = Date.now() - kept;
     assert.ok(granted.result !== undefined);

@@ -162,7 +162,7 @@ export class EtcdIo {
         // is nowhere else to go, so no breaker.
         host: () =>
           options.endpoints.length > 1
-            ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) })
+            ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(1) })
             : noop,
       },
     });
