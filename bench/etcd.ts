@@ -86,6 +86,7 @@ export const etcdBenches: Bench[] = [
     group: "etcd store",
     title: "map.put, 64 in flight, vs raw etcd3 put",
     needs: ["etcd"],
+    roundScale: 4,
     goal: { on: "ratio", op: ">=", target: 0.9, unit: "×", source: "issue 5" },
     run: (context) =>
       withEtcd(context, async (endpoints) => {
@@ -110,6 +111,7 @@ export const etcdBenches: Bench[] = [
     group: "etcd store",
     title: "lock acquire + release, uncontended, vs etcd3 Lock",
     needs: ["etcd"],
+    roundScale: 4,
     goal: { on: "ratio", op: ">=", target: 2, unit: "×", source: "issue 5" },
     run: (context) =>
       withEtcd(context, async (endpoints) => {
@@ -134,6 +136,7 @@ export const etcdBenches: Bench[] = [
     group: "etcd store",
     title: "8 workers contending one lock, vs etcd3 try-lock with backoff",
     needs: ["etcd"],
+    roundScale: 4,
     goal: { on: "ratio", op: ">=", target: 3, unit: "×", zero: ["failed"], source: "issue 5" },
     run: (context) =>
       withEtcd(context, async (endpoints) => {
@@ -150,6 +153,7 @@ export const etcdBenches: Bench[] = [
     group: "etcd store",
     title: "counter.increment, 8 workers on one counter, vs a raw txn compare-and-swap loop",
     needs: ["etcd"],
+    roundScale: 4,
     goal: { on: "ratio", op: ">=", target: 1.0, unit: "×", source: "issue 5" },
     run: (context) =>
       withEtcd(context, async (endpoints) => {

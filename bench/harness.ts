@@ -91,6 +91,8 @@ export interface Figure {
   /** The figure a `value` goal checks, in the goal's unit. */
   value?: number | undefined;
   valueLabel?: string | undefined;
+  /** Unit of `value` when no goal names one. */
+  valueUnit?: string | undefined;
   goal?: Goal | undefined;
   /** Undefined when there is no goal or it could not be checked in this run. */
   met?: boolean | undefined;
@@ -128,6 +130,8 @@ export interface Bench {
   goal?: Goal;
   /** Scale benches can be skipped with --skip-scale. */
   scale?: boolean;
+  /** Rounds of this bench last this many times the run's round length (slow operations need longer rounds). */
+  roundScale?: number;
   run(context: Context): Promise<Outcome>;
 }
 

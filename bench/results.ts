@@ -92,7 +92,7 @@ export function measuredText(figure: Figure): string {
     parts.push(`${figure.ratio < 0.1 ? figure.ratio.toFixed(3) : figure.ratio.toFixed(2)}×${figure.better === "lower" ? " (lower is better)" : ""}`);
   }
   if (figure.value !== undefined && Number.isFinite(figure.value)) {
-    const unit = figure.goal?.on === "value" ? figure.goal.unit : "";
+    const unit = figure.goal?.on === "value" ? figure.goal.unit : (figure.valueUnit ?? "");
     parts.push(`${Number(figure.value.toPrecision(3))}${unit === "" ? "" : ` ${unit}`}${figure.valueLabel === undefined ? "" : ` (${figure.valueLabel})`}`);
   }
   return parts.join("; ");

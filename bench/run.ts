@@ -91,7 +91,7 @@ async function runBench(bench: Bench, options: RunOptions, resources: Resources,
   const base = { id: bench.id, group: bench.group, title: bench.title, goal: bench.goal, notes: [] as string[] };
   try {
     const { goalApplies, notes, ...outcome } = await bench.run({
-      options,
+      options: { ...options, roundMs: Math.round(options.roundMs * (bench.roundScale ?? 1)) },
       progress: (text) => progress.detail(text),
       resource: (name) => resources.get(name),
       resourcePid: (name) => resources.pid(name),

@@ -49,7 +49,7 @@ const mapMemory: Bench = {
       ratio: last.atomixBytes / last.bareBytes,
       better: "lower",
       value: last.atomixBytes,
-      valueLabel: `bytes per entry at ${last.entries.toLocaleString("en-US")} entries`,
+      valueLabel: `beyond key and value, at ${last.entries.toLocaleString("en-US")} entries`,
       goalApplies: last.entries >= 1_000_000,
       charts: [chart],
       table: result.points.map((p) => ({ entries: p.entries, "Atomix bytes/entry": Math.round(p.atomixBytes), "JS Map bytes/entry": Math.round(p.bareBytes) })),
@@ -201,8 +201,8 @@ const sessions: Bench = {
     const server = await context.resource<AtomixServerResource>("atomix-memory");
     const pid = await context.resourcePid("atomix-memory");
     if (pid === undefined) throw new Error("no server pid");
-    const steps = context.options.quick ? [0, 200, 1000] : [0, 1000, 2500, 5000, 10_000];
-    const windowMs = context.options.quick ? 2000 : 7000;
+    const steps = context.options.quick ? [0, 300] : [0, 1000, 2500, 5000, 10_000];
+    const windowMs = context.options.quick ? 1000 : 7000;
     const { createRemoteRuntime } = await import("@atomix-ts/remote");
     const ttlMs = 10_000;
     const runtime = createRemoteRuntime({ address: server.address, sessionTtlMs: ttlMs });
@@ -246,7 +246,8 @@ const sessions: Bench = {
       },
       baseline: { label: "the same server with no sessions", metric: "% of a core", stats: stats([idle.serverCpu * 100]) },
       value: perKeepAliveUs,
-      valueLabel: "server CPU per keep-alive (µs)",
+      valueLabel: "server CPU per keep-alive",
+      valueUnit: "µs",
       charts: [
         {
           id: "sessions-cpu",
@@ -314,7 +315,7 @@ const sqliteRestart: Bench = {
       },
       baseline: { label: "restart after a graceful close (checkpoint only)", metric: "ms", stats: stats([last.gracefulMs]) },
       value: last.crashMs,
-      valueLabel: `restart after ${last.operations.toLocaleString("en-US")} operations (ms)`,
+      valueLabel: `restart after ${last.operations.toLocaleString("en-US")} operations`,
       goalApplies: last.operations >= 1_000_000,
       charts: [
         {
@@ -368,6 +369,7 @@ const lockWaiters: Bench = {
       },
       value: last.p50,
       valueLabel: `hand-off p50 with ${last.waiters} waiters`,
+      valueUnit: "ms",
       charts: [
         {
           id: "lock-waiters-latency",

@@ -55,6 +55,7 @@ export const serverBenches: Bench[] = [
     group: "server+memory",
     title: "counter.increment, 64 in flight from one client process",
     needs: ["atomix-memory", "redis"],
+    roundScale: 2,
     goal: { on: "ratio", op: ">=", target: 1.0, unit: "×", source: "issue 3" },
     async run(context) {
       const server = await context.resource<AtomixServerResource>("atomix-memory");
@@ -150,6 +151,7 @@ export const serverBenches: Bench[] = [
     group: "server+sqlite",
     title: "map.put, 64 in flight: atomix serve (sqlite) vs an etcd single member",
     needs: ["atomix-sqlite", "etcd"],
+    roundScale: 4,
     goal: { on: "ratio", op: ">=", target: 5, unit: "×", source: "issue 4" },
     async run(context) {
       const server = await context.resource<AtomixServerResource>("atomix-sqlite");

@@ -98,7 +98,6 @@ describe("atomix CLI: watch, lock, election, session, errors", { concurrency: 3 
     assert.equal(info!["address"], `127.0.0.1:${server.port}`);
     assert.equal(info!["ttlMs"], 3000);
     await fails(2, "counter", "frobnicate", "hits");
-    await fails(2, "counter", "get", "hits", "--output", "yaml");
     await fails(2, "counter", "get", "hits", "--timeout", "soon");
     const port = await closedPort();
     const unreachable = await fails(5, "counter", "get", "hits", "--port", String(port));

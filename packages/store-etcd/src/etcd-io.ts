@@ -4,7 +4,7 @@
  * `AtomixError`s. Writes are never retried (a retried write whose first attempt landed would
  * apply twice); reads are retried on transient errors, which is always safe.
  */
-import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, noop } from "cockatiel";
+import { isBrokenCircuitError, noop } from "cockatiel";
 import {
   Etcd3,
   GRPCDeadlineExceededError,
@@ -157,13 +157,10 @@ export class EtcdIo {
       faultHandling: {
         // No global retry: a write whose reply was lost may have applied. Reads retry below.
         global: noop,
-        // With several members, a member that just failed is skipped for a second (etcd3 then
-        // sends the call to another one, which is safe: the call never left). With one, there
-        // is nowhere else to go, so no breaker.
-        host: () =>
-          options.endpoints.length > 1
-            ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(1) })
-            : noop,
+        // No per-host circuit breaker: etcd3 trips it on errors of healthy members too (a
+        // cancelled stream), and then refuses calls to every member for its whole cool-down.
+        // Each call picks a member at random; one to a dead member fails fast.
+        host: () => noop,
       },
     });
   }
