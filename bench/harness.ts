@@ -73,6 +73,8 @@ export interface Chart {
   yLabel: string;
   logX?: boolean | undefined;
   lines: ChartLine[];
+  /** A goal drawn as a dashed horizontal line. */
+  goal?: { y: number; label: string } | undefined;
 }
 
 /** The figure one bench produces. */
@@ -178,6 +180,8 @@ export async function drive(n: number, inFlight: number, op: (i: number) => Prom
 /** Finds `n` so that one call of `run(n)` takes about `roundMs`; doubles as the warm-up. */
 async function calibrate(measure: Measure, roundMs: number): Promise<number> {
   let n = Math.max(1, measure.minOps ?? 1);
+  // The first batch pays for connections, sessions and cold code: run it untimed.
+  await measure.run(n);
   const warmMs = Math.max(20, roundMs / 4);
   const started = performance.now();
   for (;;) {

@@ -89,11 +89,17 @@ export function renderReport(results: RunResults): { markdown: string; files: Ma
       lines.push(
         ...table(
           ["figure", "workload", "baseline", "ratio / value", "goal"],
-          simple.map((f) =>
-            f.status === "ok"
-              ? [`**${f.id}**<br>${f.title}`, `${sideText(f.workload)}<br>${f.workload?.label ?? ""}`, `${sideText(f.baseline)}<br>${f.baseline?.label ?? ""}`, measuredText(f), goalText(f)]
-              : [`**${f.id}**<br>${f.title}`, statusText(f), "", "", f.goal === undefined ? "" : formatGoal(f.goal)],
-          ),
+          simple.map((f, i) => {
+            // A label is shown where it changes (the embedded rows share one baseline).
+            const previous = simple[i - 1];
+            const label = (side: "workload" | "baseline"): string => {
+              const text = f[side]?.label ?? "";
+              return text === "" || (previous?.[side]?.label === text && previous.status === "ok") ? "" : `<br>${text}`;
+            };
+            return f.status === "ok"
+              ? [`**${f.id}**`, `${sideText(f.workload)}${label("workload")}`, `${sideText(f.baseline)}${label("baseline")}`, measuredText(f), goalText(f)]
+              : [`**${f.id}**`, statusText(f), "", "", f.goal === undefined ? "" : formatGoal(f.goal)];
+          }),
         ),
         "",
       );
@@ -101,15 +107,15 @@ export function renderReport(results: RunResults): { markdown: string; files: Ma
         const counters = { ...f.workload?.counters };
         const baseCounters = { ...f.baseline?.counters };
         const extra: string[] = [];
-        if (Object.keys(counters).length > 0) extra.push(`workload counters: ${Object.entries(counters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-        if (Object.keys(baseCounters).length > 0) extra.push(`baseline counters: ${Object.entries(baseCounters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+        if (Object.keys(counters).length > 0) extra.push(`Workload counters: ${Object.entries(counters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+        if (Object.keys(baseCounters).length > 0) extra.push(`Baseline counters: ${Object.entries(baseCounters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
         if (f.workload?.latency !== undefined && f.workload.metric !== "ops/s") {
-          extra.push(`workload latency p50 ${f.workload.latency.p50Ms.toFixed(3)} ms, p99 ${f.workload.latency.p99Ms.toFixed(3)} ms over ${f.workload.latency.count} samples`);
+          extra.push(`Workload latency p50 ${f.workload.latency.p50Ms.toFixed(3)} ms, p99 ${f.workload.latency.p99Ms.toFixed(3)} ms over ${f.workload.latency.count} samples`);
         }
         if (f.baseline?.latency !== undefined && f.baseline.metric !== "ops/s") {
-          extra.push(`baseline latency p50 ${f.baseline.latency.p50Ms.toFixed(3)} ms, p99 ${f.baseline.latency.p99Ms.toFixed(3)} ms over ${f.baseline.latency.count} samples`);
+          extra.push(`Baseline latency p50 ${f.baseline.latency.p50Ms.toFixed(3)} ms, p99 ${f.baseline.latency.p99Ms.toFixed(3)} ms over ${f.baseline.latency.count} samples`);
         }
-        const notes = [...extra, ...f.notes];
+        const notes = [...extra.map((e) => `${e}.`), ...f.notes];
         if (notes.length > 0) lines.push(`- **${f.id}**: ${notes.join(" ")}`);
       }
       if (simple.some((f) => f.notes.length > 0 || f.workload?.counters !== undefined)) lines.push("");

@@ -46,8 +46,8 @@ export interface EchoResource {
 }
 
 export interface ResourceSettings {
-  /** NODE_OPTIONS for `atomix serve` children (e.g. `--cpu-prof --cpu-prof-dir=…`). */
-  serverNodeOptions?: string | undefined;
+  /** Extra environment of `atomix serve` children (e.g. the CPU profiler preload). */
+  serverEnv?: NodeJS.ProcessEnv | undefined;
 }
 
 /** Finds a free TCP port on 127.0.0.1 (bind port 0, read it, release it). */
@@ -75,7 +75,7 @@ async function atomixServer(store: "memory" | "sqlite", settings: ResourceSettin
   }
   const dataDir = store === "sqlite" ? await mkdtemp(join(tmpdir(), "atomix-bench-sqlite-")) : undefined;
   const args = ["--store", store, ...(dataDir === undefined ? [] : ["--data-dir", dataDir])];
-  const env = settings.serverNodeOptions === undefined ? undefined : { NODE_OPTIONS: settings.serverNodeOptions };
+  const env = settings.serverEnv;
   try {
     const server = await spawnServer(args, { startTimeoutMs: 60_000, env });
     return {

@@ -105,8 +105,10 @@ export function goalText(figure: Figure): string {
 }
 
 export function statusText(figure: Figure): string {
-  if (figure.status === "unavailable") return `unavailable: ${figure.reason ?? ""}`;
-  if (figure.status === "failed") return `failed: ${figure.reason ?? ""}`;
+  // The first line of the reason (a failure's stack stays in the JSON), on one line.
+  const reason = (figure.reason ?? "").split("\n    at ")[0]!.replace(/\s+/g, " ").trim();
+  if (figure.status === "unavailable") return `unavailable: ${reason}`;
+  if (figure.status === "failed") return `failed: ${reason}`;
   return "ok";
 }
 

@@ -45,6 +45,8 @@ const { values } = parseArgs({
 });
 
 const docsDir = resolve(import.meta.dirname, "..", "docs");
+/** Profiles `atomix serve` children (Node 20 refuses --cpu-prof in NODE_OPTIONS). */
+const profilePreload = resolve(import.meta.dirname, "cpu-prof-preload.mjs");
 
 function positiveInteger(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
@@ -140,7 +142,7 @@ async function main(): Promise<number> {
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
   const stopProfiling = profileDir === undefined ? undefined : await profileThisProcess(profileDir);
   const resources = new Resources({
-    serverNodeOptions: profileDir === undefined ? undefined : `--cpu-prof --cpu-prof-dir=${profileDir}`,
+    serverEnv: profileDir === undefined ? undefined : { NODE_OPTIONS: `--import=${profilePreload}`, ATOMIX_BENCH_CPU_PROF_DIR: profileDir },
   });
   resources.plan(selected.map((bench) => bench.needs));
   const interrupted = (): void => {

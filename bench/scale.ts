@@ -38,6 +38,7 @@ const mapMemory: Bench = {
       xLabel: "entries",
       yLabel: "bytes per entry",
       logX: true,
+      goal: { y: 200, label: "goal: ≤ 200 bytes beyond key and value (issue 7)" },
       lines: [
         { name: "Atomix map (memory store)", points: result.points.map((p) => ({ x: p.entries, y: p.atomixBytes })) },
         { name: "plain JS Map<string, Uint8Array>", points: result.points.map((p) => ({ x: p.entries, y: p.bareBytes })) },
@@ -97,6 +98,7 @@ const watchers: Bench = {
           xLabel: "watchers",
           yLabel: "ms",
           logX: true,
+          goal: { y: 50, label: "goal: p99 ≤ 50 ms at 1,000 watchers (issue 7)" },
           lines: [
             { name: "p50", points: rows.map((r) => ({ x: r.watchers, y: r.p50 })) },
             { name: "p99", points: rows.map((r) => ({ x: r.watchers, y: r.p99 })) },
@@ -324,6 +326,7 @@ const sqliteRestart: Bench = {
           xLabel: "operations in the history",
           yLabel: "ms",
           logX: true,
+          goal: { y: 3000, label: "goal: ≤ 3 s after 1M operations (issue 4)" },
           lines: [
             { name: "after a crash (checkpoint + log replay)", points: points.map((p) => ({ x: p.operations, y: p.crashMs })) },
             { name: "after a graceful close", points: points.map((p) => ({ x: p.operations, y: p.gracefulMs })) },
@@ -377,6 +380,7 @@ const lockWaiters: Bench = {
           xLabel: "clients contending",
           yLabel: "ms",
           logX: true,
+          goal: { y: 1, label: "two-process hand-off goal: p50 ≤ 1 ms (issue 3)" },
           lines: [
             { name: "hand-off p50", points: rows.map((r) => ({ x: r.waiters, y: r.p50 })) },
             { name: "hand-off p99", points: rows.map((r) => ({ x: r.waiters, y: r.p99 })) },

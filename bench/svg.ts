@@ -41,7 +41,8 @@ export function renderChart(chart: Chart): string {
   const xMin = xs.length === 0 ? 0 : logX ? Math.min(...xs.map(tx)) : Math.min(0, ...xs);
   const xMax = xs.length === 0 ? 1 : Math.max(...xs.map(tx));
   const xSpan = xMax - xMin || 1;
-  const yTicks = niceTicks(Math.max(0, ...points.map((p) => p.y)));
+  // 10 % headroom so the highest point does not sit on the frame.
+  const yTicks = niceTicks(Math.max(0, chart.goal?.y ?? 0, ...points.map((p) => p.y)) * 1.1);
   const yMax = yTicks[yTicks.length - 1]! || 1;
   const px = (x: number): number => MARGIN.left + ((tx(x) - xMin) / xSpan) * plotW;
   const py = (y: number): number => MARGIN.top + plotH - (y / yMax) * plotH;
@@ -70,6 +71,11 @@ export function renderChart(chart: Chart): string {
   out.push(
     `<text x="16" y="${MARGIN.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 16 ${MARGIN.top + plotH / 2})">${escape(chart.yLabel)}</text>`,
   );
+  if (chart.goal !== undefined) {
+    const gy = py(chart.goal.y).toFixed(1);
+    out.push(`<line x1="${MARGIN.left}" y1="${gy}" x2="${WIDTH - MARGIN.right}" y2="${gy}" stroke="#555555" stroke-dasharray="6 4"/>`);
+    out.push(`<text x="${MARGIN.left + 6}" y="${Number(gy) - 5}" fill="#555555">${escape(chart.goal.label)}</text>`);
+  }
   chart.lines.forEach((line, index) => {
     const color = COLORS[index % COLORS.length]!;
     const valid = line.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
@@ -78,9 +84,18 @@ export function renderChart(chart: Chart): string {
       out.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`);
     }
     for (const p of valid) out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3" fill="${color}"/>`);
-    const ly = MARGIN.top + 8 + index * 16;
-    out.push(`<line x1="${MARGIN.left + 10}" y1="${ly}" x2="${MARGIN.left + 30}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
-    out.push(`<text x="${MARGIN.left + 36}" y="${ly}" dominant-baseline="middle">${escape(line.name)}</text>`);
+  });
+  // Legend in the top-right corner of the plot, on a white box so lines under it stay readable.
+  const legendW = 28 + 7 * Math.max(...chart.lines.map((line) => line.name.length), 1);
+  const legendX = WIDTH - MARGIN.right - legendW - 6;
+  out.push(
+    `<rect x="${legendX - 4}" y="${MARGIN.top + 2}" width="${legendW + 8}" height="${chart.lines.length * 16 + 8}" fill="#ffffff" fill-opacity="0.9" stroke="#cccccc"/>`,
+  );
+  chart.lines.forEach((line, index) => {
+    const color = COLORS[index % COLORS.length]!;
+    const ly = MARGIN.top + 14 + index * 16;
+    out.push(`<line x1="${legendX}" y1="${ly}" x2="${legendX + 20}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);
+    out.push(`<text x="${legendX + 26}" y="${ly}" dominant-baseline="middle">${escape(line.name)}</text>`);
   });
   out.push("</svg>");
   return `${out.join("\n")}\n`;

@@ -192,12 +192,18 @@ export class EtcdIo {
     );
   }
 
-  /** One transaction. Not retried: if the reply is lost the outcome is unknown (UnavailableError says so). */
+  /**
+   * One transaction. Retried only when it certainly never left this process (no connection to
+   * the member picked: another member is tried); if it may have reached etcd, the outcome is
+   * unknown and the UnavailableError says so.
+   */
   async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
-    try {
-      return await this.client.kv.txn({ compare, success, failure }, this.deadline());
-    } catch (error) {
-      throw mapEtcdError(error, true);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.client.kv.txn({ compare, success, failure }, this.deadline());
+      } catch (error) {
+        if (!neverSent(error) || attempt >= this.endpoints.length * 2) throw mapEtcdError(error, !neverSent(error));
+      }
     }
   }
 
@@ -277,6 +283,11 @@ export class EtcdIo {
     }
     throw mapEtcdError(last, false);
   }
+}
+
+/** Whether a failed call never reached etcd (no connection to the member it was sent to). */
+function neverSent(error: unknown): boolean {
+  return error instanceof GRPCUnavailableError && error.message.includes("No connection established");
 }
 
 /**

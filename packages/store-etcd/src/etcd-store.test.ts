@@ -271,7 +271,6 @@ describe("etcd store (3-member cluster)", () => {
         inside = true;
         lastToken = version;
         grants++;
-        if (process.env["DEBUG_ETCD_TEST"] === "1") console.log("grant", grants, Date.now() - started);
         await sleep(2);
         inside = false;
         for (;;) {
@@ -289,7 +288,6 @@ describe("etcd store (3-member cluster)", () => {
     const killer = (async (): Promise<void> => {
       while (grants < 10) await sleep(10);
       await cluster.kill(await cluster.leaderIndex());
-      if (process.env["DEBUG_ETCD_TEST"] === "1") console.log("killed", Date.now() - started);
       killed = true;
     })();
     await Promise.all([...sessions.map(worker), killer]);

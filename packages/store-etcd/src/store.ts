@@ -277,7 +277,9 @@ export class EtcdStore implements Runtime {
       });
       state.watches.add(watch);
       try {
-        await raceSignal(watch.start(), scope.signal);
+        // Race only a call that can abort (the no-option signal is shared: no listeners on it).
+        const abortable = options?.signal !== undefined || options?.timeoutMs !== undefined;
+        await (abortable ? raceSignal(watch.start(), scope.signal) : watch.start());
       } catch (error) {
         await watch.queue.return();
         throw error;

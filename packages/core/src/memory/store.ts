@@ -30,6 +30,7 @@ import type {
   SessionOptions,
   WatchRequest,
 } from "../contract/runtime.js";
+import { BaseMachine } from "../machines/base.js";
 import { createMachine, restoreMachine } from "../machines/registry.js";
 import { PENDING, type MachineContext, type StateMachine } from "../machines/machine.js";
 import { validateRef } from "../names.js";
@@ -136,6 +137,14 @@ interface Hosted {
   readonly ref: PrimitiveRef;
   machine: StateMachine<PrimitiveType>;
   history: AnyEvent[];
+  /**
+   * Whether history is kept: from the first watch on (or always, with a journal). History
+   * exists so watchers can resume; keeping it for primitives nobody watches made every write
+   * pay for retaining a thousand events. A resume with no history gets a `reset` snapshot.
+   */
+  keepHistory: boolean;
+  /** Whether its machine holds anything for sessions (locks, candidacies), so session ends must reach it. */
+  readonly sessionBound: boolean;
   readonly watchers: Set<Watcher>;
   timer?: { at: number; handle: TimerHandle } | undefined;
 }
@@ -166,6 +175,10 @@ export class MemoryStore implements Runtime {
   private readonly historySize: number;
   private readonly watchBufferSize: number;
   private readonly journal: HostJournal | undefined;
+  /** One context reused by every input: `run` is not reentrant, and this keeps the hot path allocation-light. */
+  private readonly context = new RunContext((id) => this.takePending(id));
+  /** Refs already validated and resolved, keyed by the ref object the SDK reuses for every call. */
+  private readonly resolved = new WeakMap<PrimitiveRef, Hosted>();
   private readonly primitives = new Map<string, Hosted>();
   private readonly sessions = new Map<string, SessionState>();
   private readonly pending = new Map<string, PendingRequest>();
@@ -287,7 +300,7 @@ export class MemoryStore implements Runtime {
       this.requestCounter = Math.max(this.requestCounter, Number(input.requestId) || 0);
       const hosted = this.hostedFor(input);
       const state = this.sessions.get(input.session);
-      if (input.kind === "op") state?.touched.add(hosted);
+      if (input.kind === "op" && hosted.sessionBound) state?.touched.add(hosted);
       if (input.kind === "cancel") {
         this.pending.delete(input.target);
         state?.pending.delete(input.target);
@@ -369,8 +382,9 @@ export class MemoryStore implements Runtime {
   }
 
   private checkSession(state: SessionState): void {
-    this.checkOpen();
-    if (state.controller.signal.aborted) throw state.controller.signal.reason as Error;
+    if (this.closed) this.checkOpen();
+    const signal = state.controller.signal;
+    if (signal.aborted) throw signal.reason as Error;
   }
 
   private newSession(id: string, ttlMs: number | undefined): SessionState {
@@ -395,15 +409,28 @@ export class MemoryStore implements Runtime {
     return new Promise((resolve, reject) => this.afterCommit((error) => (error === undefined ? resolve(value) : reject(error))));
   }
 
+  /** Takes a parked request off the books (a machine completed it). */
+  private takePending(id: string): PendingRequest | undefined {
+    const request = this.pending.get(id);
+    if (request === undefined) return undefined;
+    // Taken off the books now, so a cancel arriving before the commit finds nothing to withdraw.
+    this.pending.delete(id);
+    request.session.pending.delete(id);
+    return request;
+  }
+
   private hostedFor(ref: { readonly type: PrimitiveType; readonly name: string }): Hosted {
     const key = `${ref.type}\u0000${ref.name}`;
     let hosted = this.primitives.get(key);
     if (hosted === undefined) {
+      const machine = createMachine(ref.type);
       hosted = {
         key,
         ref: { type: ref.type, name: ref.name },
-        machine: createMachine(ref.type),
+        machine,
         history: [],
+        keepHistory: this.journal !== undefined,
+        sessionBound: machine.sessionClosed !== BaseMachine.prototype.sessionClosed,
         watchers: new Set(),
       };
       this.primitives.set(key, hosted);
@@ -420,33 +447,23 @@ export class MemoryStore implements Runtime {
     const recorded =
       journal !== undefined && !(input.kind === "op" && journal.isReadOnly(hosted.ref.type, input.operation.op));
     if (recorded) journal.append(input);
-    const events: AnyEvent[] = [];
-    const completions: Array<[PendingRequest, unknown]> = [];
-    const machine = hosted.machine;
-    const ctx: MachineContext<PrimitiveType> = {
-      now: input.now,
-      session: input.session,
-      requestId: input.requestId,
-      emit: (event) => events.push({ ...event, version: machine.version } as AnyEvent),
-      complete: (id, result) => {
-        const request = this.pending.get(id);
-        if (request === undefined) return;
-        // Taken off the books now, so a cancel arriving before the commit finds nothing to withdraw.
-        this.pending.delete(id);
-        request.session.pending.delete(id);
-        completions.push([request, result]);
-      },
-    };
+    // A machine never re-enters the host, but stay correct if one ever does.
+    const ctx = this.context.machine === undefined ? this.context : new RunContext((id) => this.takePending(id));
+    ctx.reset(hosted.machine, input);
     let result: unknown;
     try {
-      result = applyInput(machine, input, ctx);
+      result = applyInput(hosted.machine, input, ctx);
     } catch (error) {
       if (recorded) journal.retract();
       throw error;
+    } finally {
+      ctx.machine = undefined;
     }
     if (this.journal !== undefined && (recorded || this.replaying)) this.dirty.add(hosted);
-    for (const event of events) this.record(hosted, event);
-    if (completions.length > 0 || (events.length > 0 && hosted.watchers.size > 0)) {
+    for (const event of ctx.events) this.record(hosted, event);
+    if (ctx.completions.length > 0 || (ctx.events.length > 0 && hosted.watchers.size > 0)) {
+      const events = ctx.events.slice();
+      const completions = ctx.completions.slice();
       // Watchers registering later catch up from the state, so only those present now need the events.
       this.afterCommit((error) => {
         if (error === undefined) for (const event of events) this.deliver(hosted, event);
@@ -461,6 +478,7 @@ export class MemoryStore implements Runtime {
   }
 
   private record(hosted: Hosted, event: AnyEvent): void {
+    if (!hosted.keepHistory) return;
     hosted.history.push(event);
     // Trimmed in chunks (between historySize and twice that are kept): a splice per event
     // would move the whole history on every write.
@@ -555,9 +573,14 @@ export class MemoryStore implements Runtime {
   /** @internal */
   execute(state: SessionState, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
     let scope;
+    let hosted = this.resolved.get(ref);
     try {
       this.checkSession(state);
-      validateRef(ref);
+      if (hosted === undefined) {
+        validateRef(ref);
+        hosted = this.hostedFor(ref);
+        this.resolved.set(ref, hosted);
+      }
       if (typeof operation !== "object" || operation === null || typeof operation.op !== "string") {
         throw new InvalidError("operation must be an object with an 'op' name");
       }
@@ -565,8 +588,7 @@ export class MemoryStore implements Runtime {
     } catch (error) {
       return Promise.reject(AtomixError.from(error));
     }
-    const hosted = this.hostedFor(ref);
-    state.touched.add(hosted);
+    if (hosted.sessionBound) state.touched.add(hosted);
     const requestId = this.nextRequestId();
     let result: unknown;
     try {
@@ -659,6 +681,7 @@ export class MemoryStore implements Runtime {
     };
     // Catch up first, then register: both happen in this tick, so nothing falls in between.
     for (const event of this.catchUp(hosted, request)) watcher.queue.push(event);
+    hosted.keepHistory = true;
     hosted.watchers.add(watcher);
     state.watchers.add(watcher);
     return streamOf(watcher.queue, hosted.machine.version);
@@ -691,6 +714,40 @@ export class MemoryStore implements Runtime {
 }
 
 /** Applies one input to a machine; returns the operation's result (or PENDING). */
+/** The machine context for one input at a time; events and grants are collected for `run`. */
+class RunContext implements MachineContext<PrimitiveType> {
+  now = 0;
+  session = "";
+  requestId = "";
+  machine: StateMachine<PrimitiveType> | undefined;
+  events: AnyEvent[] = [];
+  completions: Array<[PendingRequest, unknown]> = [];
+
+  constructor(private readonly take: (id: string) => PendingRequest | undefined) {}
+
+  reset(machine: StateMachine<PrimitiveType>, input: MachineInput): void {
+    this.machine = machine;
+    this.now = input.now;
+    this.session = input.session;
+    this.requestId = input.requestId;
+    // Reused: `run` copies what it hands on to deliveries.
+    this.events.length = 0;
+    this.completions.length = 0;
+  }
+
+  emit(event: PrimitiveEvent<PrimitiveType>): void {
+    // Machines hand over a fresh object per event: stamp it in place (a spread copy per event
+    // was the most expensive step of a write).
+    (event as { version?: bigint }).version = this.machine!.version;
+    this.events.push(event as AnyEvent);
+  }
+
+  complete(id: string, result: unknown): void {
+    const request = this.take(id);
+    if (request !== undefined) this.completions.push([request, result]);
+  }
+}
+
 function applyInput(machine: StateMachine<PrimitiveType>, input: MachineInput, ctx: MachineContext<PrimitiveType>): unknown {
   switch (input.kind) {
     case "op":

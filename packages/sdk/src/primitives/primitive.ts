@@ -30,14 +30,16 @@ export abstract class Primitive<T extends PrimitiveType> implements AsyncDisposa
   ) {}
 
   /** Sends one operation through the runtime; errors come back as `AtomixError`s. */
-  protected async exec<K extends OperationName<T>>(
+  protected exec<K extends OperationName<T>>(
     operation: Operation<T, K>,
     options?: CallOptions,
   ): Promise<OperationResult<T, K>> {
+    // Runtimes reject with AtomixErrors (the contract says so), so the hot path adds no
+    // promise of its own; only a synchronous throw from a runtime needs wrapping.
     try {
-      return await this.session.execute(this.ref, operation, options);
+      return this.session.execute(this.ref, operation, options);
     } catch (error) {
-      throw AtomixError.from(error);
+      return Promise.reject(AtomixError.from(error));
     }
   }
 

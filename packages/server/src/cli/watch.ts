@@ -72,7 +72,8 @@ export async function printWatch<E extends object>(
         );
       } else {
         const { record, text } = render(event);
-        context.out.emit(record, text);
+        // Replayed state is not a change: say so in text too (json carries "initial": true).
+        context.out.emit(record, (event as { initial?: unknown }).initial === true ? `${text} (initial)` : text);
       }
       printed++;
       if (limit !== undefined && printed >= limit) return;

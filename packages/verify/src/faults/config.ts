@@ -50,14 +50,22 @@ export interface WorkerConfig {
   readonly lie?: readonly ModelName[] | undefined;
 }
 
+/** What a stale-holder role process is told (see stale-holder-role.ts). */
+export interface StaleHolderRoleConfig {
+  readonly role: "holder" | "taker";
+  readonly connection: Connection;
+  /** TTL of the lock session (the resource session's is long). */
+  readonly lockSessionTtlMs: number;
+  readonly lockName: string;
+  readonly resourceMap: string;
+  readonly dir: string;
+  readonly fenced: boolean;
+  readonly opTimeoutMs: number;
+}
+
 /** The file holding one worker's part of one model's history. */
 export function historyFile(dir: string, workerId: string, model: ModelName): string {
   return join(dir, `${workerId}.${model}.jsonl`);
-}
-
-/** The file the driver writes its own events to (synthetic session ends of killed workers). */
-export function driverFile(dir: string, model: ModelName): string {
-  return join(dir, `driver.${model}.jsonl`);
 }
 
 /**
@@ -81,7 +89,7 @@ export function parseWorkerConfig(text: string | undefined): WorkerConfig {
     typeof config.dir !== "string" ||
     typeof config.connection !== "object" ||
     !Array.isArray(config.models) ||
-    !config.models.every((m) => (modelNames as readonly string[]).includes(m)) ||
+    !(config.models as unknown[]).every((m) => typeof m === "string" && (modelNames as readonly string[]).includes(m)) ||
     typeof config.shape !== "object" ||
     typeof config.opTimeoutMs !== "number"
   ) {
