@@ -234,8 +234,10 @@ export function electionSuite(t: SuiteContext): void {
     await a!.enter();
     const waiting = b!.campaign();
     await eventually(async () => assert.deepEqual(show(await a!.getTerm()), [1n, "a", "a", "b"]));
+    // Attach the expectation first: the rejection may arrive before evict() returns.
+    const rejected = assert.rejects(waiting, ConflictError);
     await a!.evict("b");
-    await assert.rejects(waiting, ConflictError);
+    await rejected;
   });
 
   it("closing the Election object leaves the election", async () => {
@@ -270,10 +272,8 @@ export function electionSuite(t: SuiteContext): void {
         [2n, "b", "b"],
       ],
     );
-    assert.deepEqual(
-      events.map((e) => e.version),
-      [seen + 1n, seen + 2n],
-    );
+    // Strictly increasing and after the resume point; stores need not number them consecutively.
+    assert.ok(events[0]!.version > seen && events[1]!.version > events[0]!.version);
   });
 
   it("rejects bad input with InvalidError and changes nothing", async () => {

@@ -84,7 +84,12 @@ export function parseConfig(value: unknown): ServerConfig {
   if (defaultStore !== undefined && typeof defaultStore !== "string") throw new InvalidError("\"defaultStore\" must be a store name");
   const config: ServerConfig = { stores: stores as Record<string, StoreConfig>, routes: routes as RouteRule[] | undefined, defaultStore };
   // Validates the rules against the store names without building any store.
-  createRoutingRuntime({ stores: Object.fromEntries(Object.keys(stores).map((name) => [name, placeholder])), rules: config.routes, defaultStore });
+  createRoutingRuntime({
+    stores: Object.fromEntries(Object.keys(stores).map((name) => [name, placeholder])),
+    rules: config.routes,
+    defaultStore,
+    recoverSessions: false,
+  });
   return config;
 }
 

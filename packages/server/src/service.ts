@@ -152,13 +152,16 @@ export class StreamHandler {
   }
 
   /**
-   * Graceful end: watches end with UNAVAILABLE, new requests are refused, requests in flight
-   * get their answers (bounded by `graceMs`, after which their signals abort), then the stream ends.
+   * Graceful end: new requests are refused, requests in flight get their answers (bounded by
+   * `graceMs`, after which their signals abort), then the stream ends. Watches stop here without
+   * a final status: to the client the stream simply ended, so its watches resubscribe from their
+   * last version once it reconnects (to this server restarted over a durable store, say), and
+   * fail when it learns that their session is gone.
    */
   async shutdown(graceMs: number): Promise<void> {
     if (this.closed) return;
     this.draining = true;
-    for (const served of this.watches.values()) this.stopWatch(served, statusOf(shuttingDown()));
+    for (const served of this.watches.values()) this.stopWatch(served, undefined);
     if (this.inflight.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -32,6 +32,8 @@ export function sessionLimits(given: Partial<SessionLimits> = {}): SessionLimits
 
 export class SessionTable {
   private readonly sessions = new Map<string, RuntimeSession>();
+  /** Resumes in progress: the requests of a client that just reconnected share one. */
+  private readonly resuming = new Map<string, Promise<RuntimeSession>>();
 
   constructor(
     private readonly runtime: Runtime,
@@ -74,17 +76,31 @@ export class SessionTable {
   }
 
   /**
-   * A live session: known here, or picked up from the hosted runtime (a durable store that
-   * outlived a server restart). @throws NotFoundError if it has ended.
+   * A live session: known here, or picked up from the hosted runtime — a session this server
+   * has not seen since it started, kept by a durable store (or by the stores behind a routing
+   * runtime) across a restart. Resuming counts as a keep-alive.
+   * @throws InvalidError for an empty id; NotFoundError if it has ended.
    */
   async resolve(id: string, call?: CallOptions): Promise<RuntimeSession> {
     const known = this.sessions.get(id);
     if (known !== undefined) return known;
     if (typeof id !== "string" || id.length === 0) throw new InvalidError("a session id is required");
-    if (this.runtime.resumeSession === undefined) throw new NotFoundError(`session ${id} has ended or never existed`);
-    const session = await this.runtime.resumeSession(id, call);
-    this.track(session);
-    return session;
+    const runtime = this.runtime;
+    if (runtime.resumeSession === undefined) throw new NotFoundError(`session ${id} has ended or never existed`);
+    call?.signal?.throwIfAborted();
+    let resuming = this.resuming.get(id);
+    if (resuming === undefined) {
+      // Not bound to one caller's signal: other requests of the session wait for the same resume.
+      resuming = runtime
+        .resumeSession(id)
+        .then((session) => {
+          this.track(session);
+          return session;
+        })
+        .finally(() => this.resuming.delete(id));
+      this.resuming.set(id, resuming);
+    }
+    return resuming;
   }
 
   /** Extends a session by its TTL. @throws NotFoundError if it has ended. */
