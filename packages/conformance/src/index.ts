@@ -6,6 +6,7 @@ import { after, before, describe } from "node:test";
 import type { AtomixClient } from "@atomix-ts/sdk";
 import type { ConformanceEnv, ConformanceTarget, SuiteContext } from "./target.js";
 import { counterSuite } from "./counter.js";
+import { fenceSuite } from "./fence.js";
 import { electionSuite } from "./election.js";
 import { lockSuite } from "./lock.js";
 import { counterMapSuite } from "./counter-map.js";
@@ -31,6 +32,7 @@ const suites: Array<[string, (t: SuiteContext) => void]> = [
   ["MultiMap", multiMapSuite],
   ["Value", valueSuite],
   ["Map", mapSuite],
+  ["Fenced writes", fenceSuite],
 ];
 
 export function runConformance(target: ConformanceTarget): void {

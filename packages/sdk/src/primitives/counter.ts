@@ -1,5 +1,5 @@
 import type { CallOptions, CounterEvent as RawCounterEvent, RuntimeEvent } from "@atomix-ts/core";
-import { Primitive } from "./primitive.js";
+import { Primitive, type FencedOptions } from "./primitive.js";
 import type { EventMeta, Watch, WatchOptions } from "../watch.js";
 
 /** A change of a counter's value. */
@@ -16,22 +16,22 @@ export class Counter extends Primitive<"counter"> {
   }
 
   /** Sets the value; returns the previous one. */
-  async set(value: bigint, options?: CallOptions): Promise<bigint> {
+  async set(value: bigint, options?: FencedOptions): Promise<bigint> {
     return (await this.exec({ op: "set", value }, options)).prev;
   }
 
   /** Adds `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
-  async increment(delta = 1n, options?: CallOptions): Promise<bigint> {
+  async increment(delta = 1n, options?: FencedOptions): Promise<bigint> {
     return (await this.exec({ op: "increment", delta }, options)).value;
   }
 
   /** Subtracts `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
-  async decrement(delta = 1n, options?: CallOptions): Promise<bigint> {
+  async decrement(delta = 1n, options?: FencedOptions): Promise<bigint> {
     return (await this.exec({ op: "decrement", delta }, options)).value;
   }
 
   /** Sets `update` only if the value is `expect`; returns whether it did. */
-  async compareAndSet(expect: bigint, update: bigint, options?: CallOptions): Promise<boolean> {
+  async compareAndSet(expect: bigint, update: bigint, options?: FencedOptions): Promise<boolean> {
     return (await this.exec({ op: "compareAndSet", expect, update }, options)).succeeded;
   }
 

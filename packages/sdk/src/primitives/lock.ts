@@ -7,6 +7,7 @@ import {
   canceledBy,
   type CallOptions,
   type EventStream,
+  type Fence,
   type LockEvent as RawLockEvent,
   type RuntimeEvent,
 } from "@atomix-ts/core";
@@ -52,6 +53,14 @@ export class LockHandle implements AsyncDisposable {
     readonly version: bigint,
     private readonly owner: Lock,
   ) {}
+
+  /**
+   * This hold as a lock condition for fenced writes: `map.put(k, v, { fence: handle })` passes
+   * it for you. The store rejects the write with `ConflictError` once the lock has moved on.
+   */
+  get fence(): Fence {
+    return { lock: this.owner.fullName, version: this.version };
+  }
 
   /** Aborts when this hold ends (see the class description for the reasons). */
   get signal(): AbortSignal {
@@ -222,6 +231,11 @@ export class Lock extends Primitive<"lock"> {
     await Promise.allSettled([...this.handles.values()].map((handle) => handle.unlock()));
     this.stopTracker();
     await super.close();
+  }
+
+  /** @internal The lock's full (scoped) name, as fences name it. */
+  get fullName(): string {
+    return this.ref.name;
   }
 
   /** @internal Whether the session (and so every hold of this object) has ended. */

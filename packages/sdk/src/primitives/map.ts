@@ -10,7 +10,7 @@ import {
 } from "@atomix-ts/core";
 import type { Codec, KeyCodec } from "../codecs.js";
 import type { Watch, WatchOptions } from "../watch.js";
-import { Primitive, paged, type PrimitiveOptions } from "./primitive.js";
+import { Primitive, paged, type FencedOptions, type PrimitiveOptions } from "./primitive.js";
 import { checkTtl, checkVersion, viaCodec } from "./value.js";
 
 /** Options of `client.getMap()`. */
@@ -32,7 +32,7 @@ export interface MapEntry<K, V> {
 }
 
 /** Options of `put` (and of a transaction's `put`, without the call options). */
-export interface MapPutOptions extends CallOptions {
+export interface MapPutOptions extends FencedOptions {
   /** Removes the entry this many ms after the write (`removed` event, `expired: true`). Without it, any earlier TTL is cleared. */
   ttlMs?: number | undefined;
   /**
@@ -43,7 +43,7 @@ export interface MapPutOptions extends CallOptions {
 }
 
 /** Options of `insert`. */
-export interface MapInsertOptions extends CallOptions {
+export interface MapInsertOptions extends FencedOptions {
   /** Removes the entry this many ms after the write. */
   ttlMs?: number | undefined;
 }
@@ -52,7 +52,7 @@ export interface MapInsertOptions extends CallOptions {
 export type MapUpdateOptions = MapPutOptions;
 
 /** Options of `remove`. */
-export interface MapRemoveOptions extends CallOptions {
+export interface MapRemoveOptions extends FencedOptions {
   /** Removes only if the entry is at this version (`NotFoundError` if absent, `ConflictError` if at another). */
   ifVersion?: bigint | undefined;
 }
@@ -188,7 +188,7 @@ export class DistributedMap<K = string, V = string> extends Primitive<"map"> {
   }
 
   /** Removes every entry (one `removed` event each); returns how many there were. */
-  async clear(options?: CallOptions): Promise<number> {
+  async clear(options?: FencedOptions): Promise<number> {
     return (await this.exec({ op: "clear" }, options)).removed;
   }
 
@@ -374,7 +374,7 @@ export class MapTransaction<K, V> {
    * order) or a second commit; AlreadyExistsError, NotFoundError or ConflictError from the
    * first write whose condition fails. In every case nothing was changed.
    */
-  async commit(options?: CallOptions): Promise<Array<MapTransactionResult<K, V>>> {
+  async commit(options?: FencedOptions): Promise<Array<MapTransactionResult<K, V>>> {
     if (this.committed) throw new InvalidError("this transaction was already committed; start a new one");
     this.committed = true;
     const writes: MapWrite[] = [];

@@ -1,6 +1,7 @@
 import {
   AtomixError,
   type CallOptions,
+  type Fence,
   type Operation,
   type OperationName,
   type OperationResult,
@@ -10,6 +11,22 @@ import {
   type RuntimeSession,
 } from "@atomix-ts/core";
 import { Watch, type WatchOptions } from "../watch.js";
+
+/** Something that names a lock hold: a `LockHandle`, or its `{ lock, version }`. */
+export type FenceLike = Fence | { readonly fence: Fence };
+
+/** Call options of writes that accept a lock condition. */
+export interface FencedOptions extends CallOptions {
+  /**
+   * Applies the write only while this lock hold is current (pass the `LockHandle` you hold).
+   * @throws ConflictError (from the write) if the lock has moved on; nothing is changed.
+   */
+  fence?: FenceLike | undefined;
+}
+
+function toFence(fence: FenceLike): Fence {
+  return "fence" in fence ? fence.fence : { lock: fence.lock, version: fence.version };
+}
 
 /** Options every primitive getter accepts. */
 export interface PrimitiveOptions {
@@ -36,6 +53,8 @@ export abstract class Primitive<T extends PrimitiveType> implements AsyncDisposa
   ): Promise<OperationResult<T, K>> {
     // Runtimes reject with AtomixErrors (the contract says so), so the hot path adds no
     // promise of its own; only a synchronous throw from a runtime needs wrapping.
+    const fence = (options as FencedOptions | undefined)?.fence;
+    if (fence !== undefined) operation = { ...operation, fence: toFence(fence) };
     try {
       return this.session.execute(this.ref, operation, options);
     } catch (error) {

@@ -9,7 +9,7 @@ import {
 } from "@atomix-ts/core";
 import type { Codec } from "../codecs.js";
 import type { Watch, WatchOptions } from "../watch.js";
-import { Primitive, type PrimitiveOptions } from "./primitive.js";
+import { Primitive, type FencedOptions, type PrimitiveOptions } from "./primitive.js";
 
 /** Options of `client.getValue()`. */
 export interface ValueOptions<V> extends PrimitiveOptions {
@@ -27,7 +27,7 @@ export interface ValueEntry<V> {
 }
 
 /** Options of `Value.set`. */
-export interface ValueSetOptions extends CallOptions {
+export interface ValueSetOptions extends FencedOptions {
   /** Deletes the value this many ms after the write (with a `deleted` event, `expired: true`). Without it, any earlier TTL is cleared. */
   ttlMs?: number | undefined;
   /**
@@ -38,7 +38,7 @@ export interface ValueSetOptions extends CallOptions {
 }
 
 /** Options of `Value.insert`. */
-export interface ValueInsertOptions extends CallOptions {
+export interface ValueInsertOptions extends FencedOptions {
   /** Deletes the value this many ms after the write. */
   ttlMs?: number | undefined;
 }
@@ -47,7 +47,7 @@ export interface ValueInsertOptions extends CallOptions {
 export type ValueUpdateOptions = ValueSetOptions;
 
 /** Options of `Value.delete`. */
-export interface ValueDeleteOptions extends CallOptions {
+export interface ValueDeleteOptions extends FencedOptions {
   /** Deletes only if the value is at this version (`NotFoundError` if unset, `ConflictError` if at another). */
   ifVersion?: bigint | undefined;
 }

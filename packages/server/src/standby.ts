@@ -1,0 +1,21 @@
+/**
+ * The `atomix` command with its code loaded ahead of time, for tests that restart a server many
+ * times (`prepareServer()` in `testing.ts`). Run with the same arguments as `bin.ts`, it loads
+ * every module the command needs, prints `atomix standby: ready`, and runs the command when a
+ * line arrives on stdin — exactly `atomix ...`, with nothing opened or bound before that — or
+ * exits if stdin closes first. A restart then costs opening the store and binding the port,
+ * not starting Node and compiling TypeScript.
+ */
+import "./cli/serve.js";
+import "./cli/client-commands.js";
+import "commander";
+
+process.stdout.write("atomix standby: ready\n");
+const go = await new Promise<boolean>((resolve) => {
+  process.stdin.once("data", () => resolve(true));
+  process.stdin.once("end", () => resolve(false));
+  process.stdin.once("error", () => resolve(false));
+});
+// Nothing more is read: stdin must not keep the server's process alive.
+process.stdin.destroy();
+if (go) await import("./bin.js");
