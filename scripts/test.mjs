@@ -33,6 +33,10 @@ function findTests(dir) {
   return out;
 }
 
+// etcd (the etcd store's tests) and redis-server (benchmark smoke): installed from Debian's
+// packages when missing and possible, otherwise a message says how.
+run("servers the tests start", "bash", ["scripts/install-servers.sh"]);
+
 if (!onlyTests) {
   run("type-check", "npx", ["tsc", "-p", "tsconfig.json"]);
   run("lint", "npx", ["eslint", "--max-warnings=0", "."]);
