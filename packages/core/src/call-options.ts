@@ -23,6 +23,20 @@ const neverAborted = new AbortController().signal;
 /** Shared by every call without options: the hot path allocates nothing. */
 const unscoped: CallScope = Object.freeze({ signal: neverAborted, throwIfAborted() {}, [Symbol.dispose]() {} });
 
+/**
+ * Checks a call's options without arming anything: throws `InvalidError` for a bad
+ * `timeoutMs` and the typed reason for an already-aborted signal. For operations that
+ * complete synchronously, this is all the scope they need.
+ */
+export function checkCallOptions(options?: CallOptions): void {
+  if (options === undefined) return;
+  const timeoutMs = options.timeoutMs;
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+    throw new InvalidError(`timeoutMs must be a finite number >= 0, got ${String(timeoutMs)}`);
+  }
+  if (options.signal?.aborted === true) throw canceledBy(options.signal);
+}
+
 /** Builds the linked signal for a call; throws at once if it is already aborted. */
 export function callScope(options?: CallOptions): CallScope {
   if (options === undefined) return unscoped;

@@ -11,7 +11,7 @@
  * (`checkpoint` / `restorePrimitive` / `restoreSession`) rebuilds the same state.
  */
 import { randomUUID } from "node:crypto";
-import { callScope, type CallOptions } from "../call-options.js";
+import { callScope, checkCallOptions, type CallOptions } from "../call-options.js";
 import { AtomixError, ConflictError, FaultError, InvalidError, NotFoundError, UnavailableError } from "../errors.js";
 import { eventKey, matchesKey } from "../contract/event-key.js";
 import type {
@@ -594,7 +594,6 @@ export class MemoryStore implements Runtime {
 
   /** @internal */
   execute(state: SessionState, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
-    let scope;
     let hosted = this.resolved.get(ref);
     try {
       this.checkSession(state);
@@ -608,7 +607,8 @@ export class MemoryStore implements Runtime {
       }
       const fence = (operation as { fence?: unknown }).fence;
       if (fence !== undefined) this.checkFence(fence);
-      scope = callScope(options);
+      // Only a request that waits (a lock) needs a live signal and timer; the rest apply now.
+      checkCallOptions(options);
     } catch (error) {
       return Promise.reject(AtomixError.from(error));
     }
@@ -619,14 +619,10 @@ export class MemoryStore implements Runtime {
       const { type, name } = hosted.ref;
       result = this.run(hosted, { kind: "op", type, name, session: state.id, requestId, now: this.clock.now(), operation });
     } catch (error) {
-      scope[Symbol.dispose]();
       return Promise.reject(AtomixError.from(error));
     }
-    if (result !== PENDING) {
-      scope[Symbol.dispose]();
-      return this.committed(result);
-    }
-    return this.waitFor(hosted, state, requestId, scope);
+    if (result !== PENDING) return this.committed(result);
+    return this.waitFor(hosted, state, requestId, callScope(options));
   }
 
   /** Parks a PENDING request until its machine completes it, its call aborts, or its session ends. */
