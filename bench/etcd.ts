@@ -7,6 +7,7 @@ import type { AtomixClient } from "@atomix-ts/sdk";
 import type * as EtcdStoreModule from "@atomix-ts/store-etcd";
 import { etcdCasIncrement, etcdLockUncontended, etcdPut, etcdTryLockContended } from "./baselines.js";
 import { loadSdk } from "./embedded.js";
+import { etcdCensus } from "./etcd-metrics.js";
 import { compareThroughput, drive, pair, Unavailable, type Bench, type Context, type Measure, type Outcome } from "./harness.js";
 import type { EtcdResource } from "./resources.js";
 
@@ -103,6 +104,7 @@ export const etcdBenches: Bench[] = [
           context,
           { label: "etcd store map.put, 64 in flight", measure: workload, record: true },
           { label: "raw etcd3 put, 64 in flight", measure: baseline, record: true },
+          etcdCensus(endpoints[0]!, 256),
         );
       }),
   },
@@ -128,6 +130,7 @@ export const etcdBenches: Bench[] = [
           context,
           { label: "etcd store lock() + unlock(), one at a time", measure: workload, record: true },
           { label: "etcd3 Lock acquire() + release(), one at a time", measure: baseline, record: true },
+          etcdCensus(endpoints[0]!, 50),
         );
       }),
   },
@@ -145,6 +148,7 @@ export const etcdBenches: Bench[] = [
           context,
           { label: "etcd store lock() + unlock(), 8 clients", measure: workload, record: true },
           { label: "etcd3 Lock try-acquire + backoff (1–64 ms, full jitter) + release, 8 tasks", measure: baseline, record: true },
+          etcdCensus(endpoints[0]!, 48),
         );
       }),
   },
@@ -170,6 +174,7 @@ export const etcdBenches: Bench[] = [
           context,
           { label: "etcd store counter.increment, 8 workers", measure: workload, record: true },
           { label: "etcd3 get + txn(mod_revision ==) put, retried on conflict, 8 workers", measure: baseline, record: true },
+          etcdCensus(endpoints[0]!, 96),
         );
       }),
   },

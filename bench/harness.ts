@@ -43,6 +43,8 @@ export interface Side {
   /** Latency over all rounds, when recorded. */
   latency?: LatencySummary | undefined;
   counters?: Record<string, number> | undefined;
+  /** What one operation costs, e.g. etcd requests by method. */
+  perOp?: Record<string, number> | undefined;
 }
 
 /** A goal as an issue states it. */
@@ -250,6 +252,8 @@ export async function compareThroughput(
   context: Context,
   workload: { label: string; measure: Measure; record?: boolean },
   baseline: { label: string; measure: Measure; record?: boolean },
+  /** After the rounds, counts what one operation of a side costs (e.g. etcd requests); see Side.perOp. */
+  census?: (measure: Measure) => Promise<Record<string, number>>,
 ): Promise<Outcome> {
   try {
     const r = await alternate(context, workload.measure, baseline.measure, {
@@ -265,6 +269,11 @@ export async function compareThroughput(
     });
     const w = side(workload.label, r.a, workload.measure);
     const b = side(baseline.label, r.b, baseline.measure);
+    if (census !== undefined) {
+      context.progress("counting requests per operation");
+      w.perOp = await census(workload.measure);
+      b.perOp = await census(baseline.measure);
+    }
     return { workload: w, baseline: b, ratio: w.stats.median / b.stats.median, better: "higher" };
   } finally {
     await Promise.allSettled([workload.measure.teardown?.(), baseline.measure.teardown?.()]);

@@ -65,7 +65,9 @@ export function summarizeProfile(profile: CpuProfile, top = 15): string {
       continue;
     }
     const file = frame.url.replace(/^file:\/\//, "").replace(/^.*?\/(packages|bench|node_modules)\//, "$1/");
-    const name = `${frame.functionName || "(anonymous)"} ${file}:${frame.lineNumber + 1}`;
+    // tsx-compiled sources report generated line numbers, which say nothing: keep lines for JS only.
+    const line = frame.url.endsWith(".ts") || frame.url === "" ? "" : `:${frame.lineNumber + 1}`;
+    const name = `${frame.functionName || "(anonymous)"} ${file}${line}`;
     byFunction.set(name, (byFunction.get(name) ?? 0) + us);
     const pkg = frame.functionName === "(garbage collector)" ? "(garbage collector)" : packageOf(frame.url);
     byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + us);

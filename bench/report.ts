@@ -109,6 +109,14 @@ export function renderReport(results: RunResults): { markdown: string; files: Ma
         const extra: string[] = [];
         if (Object.keys(counters).length > 0) extra.push(`Workload counters: ${Object.entries(counters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
         if (Object.keys(baseCounters).length > 0) extra.push(`Baseline counters: ${Object.entries(baseCounters).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+        const perOp = (side: "workload" | "baseline"): void => {
+          const cost = f[side]?.perOp;
+          if (cost !== undefined && Object.keys(cost).length > 0) {
+            extra.push(`${side === "workload" ? "Workload" : "Baseline"} etcd requests per operation: ${Object.entries(cost).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+          }
+        };
+        perOp("workload");
+        perOp("baseline");
         if (f.workload?.latency !== undefined && f.workload.metric !== "ops/s") {
           extra.push(`Workload latency p50 ${f.workload.latency.p50Ms.toFixed(3)} ms, p99 ${f.workload.latency.p99Ms.toFixed(3)} ms over ${f.workload.latency.count} samples`);
         }

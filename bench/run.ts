@@ -1,20 +1,10 @@
 /**
- * `npm run bench [-- options]`: runs every workload side by side with its baseline, starting and
- * stopping the servers they need, and prints medians, spreads, ratios and goals.
- *
- *   --quick             short smoke run (few, short rounds; small scale steps)
- *   --filter A,B        only figures whose id contains one of the texts
- *   --skip-scale        leave out the scale figures (the longest part of a full run)
- *   --json FILE         write the results as JSON
- *   --report            write docs/benchmarks.md and docs/benchmarks/*.svg from this run
- *   --from-json FILE    no run: print (and with --report, render) saved results
- *   --rounds N          rounds per side (default 5, quick 3)
- *   --round-ms MS       target length of one round of one side (default 300, quick 60)
- *   --cpu-prof DIR      CPU-profile the bench process and the atomix servers; summaries at the end
- *   --list              list the figure ids and exit
+ * `npm run bench [-- options]` (see `usage` below): runs every workload side by side with its
+ * baseline, starting and stopping the servers they need, and prints medians, spreads, ratios and
+ * goals; `--report` also writes docs/benchmarks.md.
  *
  * Exit code 1 if a figure failed with an error; unavailable figures and missed goals are reported
- * but do not fail the command (they are measurements, not tests).
+ * but do not fail the command (they are measurements, not tests). Exit code 2 for bad usage.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -29,20 +19,52 @@ import { consoleTable, describeEnvironment, goalText, measuredText, statusText, 
 import { scaleBenches } from "./scale.js";
 import { serverBenches } from "./server.js";
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    filter: { type: "string" },
-    "skip-scale": { type: "boolean", default: false },
-    json: { type: "string" },
-    report: { type: "boolean", default: false },
-    "from-json": { type: "string" },
-    rounds: { type: "string" },
-    "round-ms": { type: "string" },
-    "cpu-prof": { type: "string" },
-    list: { type: "boolean", default: false },
-  },
+const usage = `usage: npm run bench [-- options]
+  --quick             short smoke run (few, short rounds; small scale steps)
+  --filter A,B        only figures whose id contains one of the texts (see --list)
+  --skip-scale        leave out the scale figures
+  --json FILE         write the results as JSON
+  --report            write docs/benchmarks.md and docs/benchmarks/*.svg from this run
+  --from-json FILE    no run: print (and with --report, render) saved results
+  --rounds N          rounds per side (default 5, quick 3)
+  --round-ms MS       target length of one round of one side (default 300, quick 60)
+  --cpu-prof DIR      CPU-profile the bench process and the atomix servers; summaries at the end
+  --list              list the figure ids`;
+
+const options = {
+  help: { type: "boolean", default: false },
+  quick: { type: "boolean", default: false },
+  filter: { type: "string" },
+  "skip-scale": { type: "boolean", default: false },
+  json: { type: "string" },
+  report: { type: "boolean", default: false },
+  "from-json": { type: "string" },
+  rounds: { type: "string" },
+  "round-ms": { type: "string" },
+  "cpu-prof": { type: "string" },
+  list: { type: "boolean", default: false },
+} as const;
+
+function parse(): ReturnType<typeof parseArgs<{ options: typeof options }>> {
+  try {
+    return parseArgs({ options });
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
+// `npm run bench -- --list | head`: a closed pipe ends the output, not the process with a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exitCode ??= 0;
 });
+
+const { values } = parse();
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
 
 const docsDir = resolve(import.meta.dirname, "..", "docs");
 /** Profiles `atomix serve` children (Node 20 refuses --cpu-prof in NODE_OPTIONS). */
