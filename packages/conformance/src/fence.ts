@@ -64,4 +64,15 @@ export function fenceSuite(t: SuiteContext): void {
     await assert.rejects(mapA.put("k", "v", { fence: { lock: "ok", version: -1n } }), InvalidError);
     assert.equal(await mapA.size(), 0);
   });
+
+  it("only counter, value and map writes take a fence", async () => {
+    const { lockA } = await setup();
+    const held = await lockA.lock();
+    const session = await (await t.client()).session();
+    const set = { type: "set" as const, name: t.unique("fenced-set") };
+    const operation = { op: "add", element: new Uint8Array([1]), fence: held.fence } as never;
+    await assert.rejects(session.execute(set, operation), InvalidError);
+    assert.equal((await session.execute(set, { op: "size" })).size, 0);
+    await held.unlock();
+  });
 }

@@ -12,6 +12,7 @@ export { ElectionMachine, validateCandidateId, MAX_CANDIDATE_LENGTH } from "./ma
 export { createMemoryStore, MemoryStore, type MemoryStoreOptions } from "./memory/store.js";
 export type { HostJournal, HostInput, MachineInput, HostCheckpoint, SavedPrimitive, SavedSession } from "./memory/store.js";
 export { AsyncQueue } from "./util/async-queue.js";
+export { createSessionController } from "./util/session-controller.js";
 export { systemClock, ManualClock, type Clock, type TimerHandle } from "./util/clock.js";
 export { createRoutingRuntime, RoutingRuntime, type RoutingRuntimeOptions } from "./routing/routing-runtime.js";
 export { Router, compileNamePattern, type RouteRule } from "./routing/rules.js";

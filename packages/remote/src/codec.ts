@@ -25,9 +25,16 @@ export const MAX_DEPTH = 64;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** Zigzag of a bigint in this range fits a safe integer: encoded and decoded without bigint arithmetic. */
+const SMALL_BIGINT = 2n ** 52n;
+
 class Writer {
-  buf: Buffer = Buffer.allocUnsafe(64);
+  buf: Buffer;
   pos = 0;
+
+  constructor(size = 64) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -46,6 +53,10 @@ class Writer {
   /** Unsigned varint of a non-negative safe integer. */
   varint(n: number): void {
     this.reserve(10);
+    if (n < 0x80) {
+      this.buf[this.pos++] = n;
+      return;
+    }
     while (n >= 0x80) {
       this.buf[this.pos++] = (n % 0x80) | 0x80;
       n = Math.floor(n / 0x80);
@@ -63,9 +74,25 @@ class Writer {
 
   string(s: string): void {
     // Worst case 3 bytes per UTF-16 unit; write the length after, moving if the guess was off.
-    const max = s.length * 3;
-    this.reserve(max + 10);
-    if (s.length < 0x80 / 3) {
+    const n = s.length;
+    this.reserve(n * 3 + 10);
+    if (n < 0x80) {
+      // Keys, op names and primitive names are short ASCII: a loop beats a native call.
+      const buf = this.buf;
+      let at = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at++] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n;
+        this.pos = at;
+        return;
+      }
+    }
+    if (n < 0x80 / 3) {
       const start = this.pos + 1;
       const written = this.buf.write(s, start, "utf8");
       this.buf[this.pos] = written;
@@ -106,7 +133,13 @@ function write(w: Writer, value: unknown, depth: number): void {
       return;
     case "bigint":
       w.byte(Tag.BigInt);
-      w.bigVarint(value >= 0n ? value << 1n : (-value << 1n) - 1n);
+      // Versions, counters and tokens are small: zigzag them as numbers, no bigint arithmetic.
+      if (value < SMALL_BIGINT && value > -SMALL_BIGINT) {
+        const n = Number(value);
+        w.varint(n >= 0 ? n * 2 : -n * 2 - 1);
+      } else {
+        w.bigVarint(value >= 0n ? value << 1n : (-value << 1n) - 1n);
+      }
       return;
     case "string":
       w.byte(Tag.String);
@@ -151,16 +184,48 @@ function write(w: Writer, value: unknown, depth: number): void {
   }
 }
 
+/** Reused by every encode (encoding runs no user code, so it is never re-entered); results are copied out. */
+const scratch = new Writer(1024);
+let scratchBusy = false;
+
 /** Encodes a plain data value. @throws InvalidError for values that have no encoding (functions, class instances, symbols). */
 export function encodeValue(value: unknown): Uint8Array {
-  const w = new Writer();
-  write(w, value, 0);
-  return w.buf.subarray(0, w.pos);
+  // A getter on an encoded object could call back in: such a nested call gets a writer of its own.
+  if (scratchBusy) {
+    const own = new Writer();
+    write(own, value, 0);
+    return own.buf.subarray(0, own.pos);
+  }
+  scratchBusy = true;
+  const w = scratch;
+  w.pos = 0;
+  try {
+    write(w, value, 0);
+    const n = w.pos;
+    const out = Buffer.allocUnsafe(n);
+    const buf = w.buf;
+    if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[i]!;
+    else buf.copy(out, 0, 0, n);
+    return out;
+  } finally {
+    scratchBusy = false;
+    // Do not keep a buffer grown for one huge value.
+    if (w.buf.length > 64 * 1024) w.buf = Buffer.allocUnsafe(1024);
+  }
 }
+
+/**
+ * Short ASCII strings decoded before (keys, op names, primitive names), by a hash of their
+ * bytes: the same few strings arrive in every frame, and reusing them spares building each
+ * again. A hit is checked byte for byte, so a collision only costs a miss.
+ */
+const interned = new Map<number, string>();
+const MAX_INTERNED_BYTES = 32;
+const MAX_INTERNED = 4096;
 
 class Reader {
   pos = 0;
-  constructor(readonly buf: Uint8Array) {}
+  constructor(public buf: Uint8Array) {}
 
   fail(what: string): never {
     throw new InvalidError(`malformed payload: ${what} at byte ${this.pos}`);
@@ -183,6 +248,22 @@ class Reader {
     }
     if (!Number.isSafeInteger(result)) this.fail("varint out of range");
     return result;
+  }
+
+  /** A zigzag bigint: in number arithmetic while it fits 49 bits (7 groups), else in bigint. */
+  zigzagBigInt(): bigint {
+    const start = this.pos;
+    let z = 0;
+    let scale = 1;
+    for (let i = 0; i < 7; i++) {
+      const b = this.byte();
+      z += (b & 0x7f) * scale;
+      if (b < 0x80) return BigInt(z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+      scale *= 0x80;
+    }
+    this.pos = start;
+    const big = this.bigVarint();
+    return (big & 1n) === 0n ? big >> 1n : -((big + 1n) >> 1n);
   }
 
   bigVarint(): bigint {
@@ -209,6 +290,29 @@ class Reader {
     const start = this.pos;
     this.pos += n;
     const buf = this.buf;
+    if (n <= MAX_INTERNED_BYTES) {
+      let hash = n;
+      let i = start;
+      const end = start + n;
+      for (; i < end; i++) {
+        const b = buf[i]!;
+        if (b >= 0x80) break;
+        hash = (Math.imul(hash, 31) + b) | 0;
+      }
+      if (i === end) {
+        const known = interned.get(hash);
+        if (known !== undefined && known.length === n) {
+          let j = 0;
+          while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
+          if (j === n) return known;
+        }
+        let ascii = "";
+        for (let k = start; k < end; k++) ascii += String.fromCharCode(buf[k]!);
+        if (interned.size >= MAX_INTERNED) interned.clear();
+        interned.set(hash, ascii);
+        return ascii;
+      }
+    }
     // Names, keys and op names are short ASCII: decoding them by hand is several times faster
     // than a TextDecoder call.
     if (n <= 64) {
@@ -250,10 +354,8 @@ function read(r: Reader, depth: number): unknown {
       r.pos += 8;
       return view.getFloat64(0, true);
     }
-    case Tag.BigInt: {
-      const z = r.bigVarint();
-      return (z & 1n) === 0n ? z >> 1n : -((z + 1n) >> 1n);
-    }
+    case Tag.BigInt:
+      return r.zigzagBigInt();
     case Tag.String:
       return r.string();
     case Tag.Bytes: {
@@ -292,8 +394,18 @@ function read(r: Reader, depth: number): unknown {
 
 /** Decodes one value; the whole buffer must be consumed. @throws InvalidError if malformed. */
 export function decodeValue(bytes: Uint8Array): unknown {
-  const r = new Reader(bytes);
-  const value = read(r, 0);
-  if (r.pos !== bytes.length) r.fail("trailing bytes");
-  return value;
+  // Decoding runs no user code, so one reader serves every call.
+  const r = reader;
+  r.buf = bytes;
+  r.pos = 0;
+  try {
+    const value = read(r, 0);
+    if (r.pos !== bytes.length) r.fail("trailing bytes");
+    return value;
+  } finally {
+    r.buf = empty;
+  }
 }
+
+const empty = new Uint8Array(0);
+const reader = new Reader(empty);

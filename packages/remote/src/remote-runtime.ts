@@ -5,6 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import {
+  createSessionController,
   AtomixError,
   InvalidError,
   NotFoundError,
@@ -211,7 +212,7 @@ export class RemoteRuntime implements Runtime {
 
 /** A session held by the server and kept alive from here. */
 class RemoteSession implements RuntimeSession, SessionLink {
-  private readonly controller = new AbortController();
+  private readonly controller = createSessionController();
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;

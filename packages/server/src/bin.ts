@@ -5,17 +5,19 @@
 import { Command, CommanderError } from "commander";
 import { AtomixError, ErrorCode } from "@atomix-ts/core";
 import { addServeCommand } from "./cli/serve.js";
-import { addClientCommands } from "./cli/client-commands.js";
 
-export function buildProgram(): Command {
+/** The `atomix` program for these arguments (`process.argv` form). */
+export async function buildProgram(argv: readonly string[] = process.argv): Promise<Command> {
   const program = new Command("atomix").description("Atomix: distributed coordination primitives").exitOverride();
   addServeCommand(program);
-  addClientCommands(program);
+  // `atomix serve` leaves the client commands (and the SDK under them) unloaded: a server, and
+  // each restart of one, starts with less to load.
+  if (argv[2] !== "serve") (await import("./cli/client-commands.js")).addClientCommands(program);
   return program;
 }
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram()).parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode === 0 ? 0 : 2;

@@ -4,7 +4,8 @@
  *
  * ```json
  * {
- *   "stores": { "main": { "type": "memory" }, "durable": { "type": "sqlite", "dataDir": "./data" } },
+ *   "stores": { "main": { "type": "memory" }, "durable": { "type": "sqlite", "dataDir": "./data" },
+ *               "shared": { "type": "etcd", "endpoints": ["http://10.0.0.1:2379"], "prefix": "atomix/" } },
  *   "routes": [{ "type": ["lock", "election"], "name": "jobs/**", "store": "durable" },
  *              { "tags": ["durable"], "store": "durable" }],
  *   "defaultStore": "main"
@@ -12,6 +13,7 @@
  * ```
  */
 import { readFile } from "node:fs/promises";
+import type { EtcdStoreOptions } from "@atomix-ts/store-etcd";
 import { createSqliteStore } from "@atomix-ts/store-sqlite";
 import {
   InvalidError,
@@ -47,7 +49,40 @@ export const DEFAULT_DATA_DIR = "atomix-data";
 const storeFactories = new Map<string, StoreFactory>([
   ["memory", () => createMemoryStore()],
   ["sqlite", (config) => createSqliteStore({ dataDir: config.dataDir ?? DEFAULT_DATA_DIR })],
+  // Loaded only when configured: the etcd client roughly doubles the CPU a server (or any
+  // `atomix` command) spends starting, which restarts and the CLI would otherwise always pay.
+  ["etcd", async (config) => {
+    const options = etcdOptionsOf(config);
+    const { createEtcdStore } = await import("@atomix-ts/store-etcd");
+    return createEtcdStore(options);
+  }],
 ]);
+
+/**
+ * An etcd store's options from its configuration:
+ * `{ "type": "etcd", "endpoints": ["http://10.0.0.1:2379", …], "prefix": "atomix/", "requestTimeoutMs": 2000 }`.
+ * The server keeps no state of its own in front of etcd: sessions are etcd leases kept alive
+ * by the keep-alives its clients send. @throws InvalidError naming the bad field.
+ */
+export function etcdOptionsOf(config: StoreConfig): EtcdStoreOptions {
+  for (const key of Object.keys(config)) {
+    if (!["type", "endpoints", "prefix", "requestTimeoutMs"].includes(key)) {
+      throw new InvalidError(`etcd store: unknown field ${JSON.stringify(key)} (known: endpoints, prefix, requestTimeoutMs)`);
+    }
+  }
+  const { endpoints, prefix, requestTimeoutMs } = config;
+  if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === "string" && e.length > 0)) {
+    throw new InvalidError("etcd store: \"endpoints\" must be a non-empty array of client URLs, e.g. [\"http://127.0.0.1:2379\"]");
+  }
+  if (prefix !== undefined && typeof prefix !== "string") throw new InvalidError("etcd store: \"prefix\" must be a string");
+  if (requestTimeoutMs !== undefined && (typeof requestTimeoutMs !== "number" || !Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs <= 0)) {
+    throw new InvalidError("etcd store: \"requestTimeoutMs\" must be a positive integer");
+  }
+  const options: EtcdStoreOptions = { endpoints: endpoints as string[] };
+  if (prefix !== undefined) options.prefix = prefix;
+  if (requestTimeoutMs !== undefined) options.requestTimeoutMs = requestTimeoutMs;
+  return options;
+}
 
 /** Makes a store type available to configurations (`sqlite`, `etcd` register themselves here). */
 export function registerStoreType(type: string, factory: StoreFactory): void {
@@ -60,8 +95,8 @@ export function storeTypes(): string[] {
 }
 
 /** The configuration `atomix serve --store TYPE [--data-dir DIR]` stands for: everything in one store. */
-export function singleStoreConfig(type: string, dataDir?: string): ServerConfig {
-  return { stores: { [type]: dataDir === undefined ? { type } : { type, dataDir } } };
+export function singleStoreConfig(type: string, dataDir?: string, options: Record<string, unknown> = {}): ServerConfig {
+  return { stores: { [type]: dataDir === undefined ? { ...options, type } : { ...options, type, dataDir } } };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

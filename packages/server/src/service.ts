@@ -96,6 +96,42 @@ function refOf(wire: WireRef | null | undefined): PrimitiveRef {
   return { type: wire.type as PrimitiveType, name: wire.name, tags: wire.tags == null || wire.tags.length === 0 ? undefined : [...wire.tags] };
 }
 
+/** Distinct refs a stream remembers; past this the cache starts over (a client touching names without end). */
+const MAX_CACHED_REFS = 10_000;
+
+/**
+ * One ref object per distinct primitive on a stream. Stores resolve refs by object identity
+ * (the SDK reuses one per primitive), so handing them the same object every time spares a
+ * validation and a lookup per request.
+ */
+class RefCache {
+  /** type → name → tags key ("" without tags) → ref. */
+  private readonly byType = new Map<string, Map<string, Map<string, PrimitiveRef>>>();
+  private size = 0;
+
+  get(wire: WireRef | null | undefined): PrimitiveRef {
+    if (wire == null) throw new InvalidError("a primitive reference is required");
+    const tags = wire.tags;
+    const tagsKey = tags == null || tags.length === 0 ? "" : JSON.stringify(tags);
+    let byName = this.byType.get(wire.type);
+    let byTags = byName?.get(wire.name);
+    const known = byTags?.get(tagsKey);
+    if (known !== undefined) return known;
+    if (this.size >= MAX_CACHED_REFS) {
+      this.byType.clear();
+      this.size = 0;
+      byName = undefined;
+      byTags = undefined;
+    }
+    if (byName === undefined) this.byType.set(wire.type, (byName = new Map()));
+    if (byTags === undefined) byName.set(wire.name, (byTags = new Map()));
+    const ref = Object.freeze(refOf(wire));
+    byTags.set(tagsKey, ref);
+    this.size++;
+    return ref;
+  }
+}
+
 /** A watch served on a stream. */
 interface Served {
   readonly id: number;
@@ -122,6 +158,9 @@ export class StreamHandler {
   private draining = false;
   private closed = false;
   private idle: (() => void) | undefined;
+  private readonly refs = new RefCache();
+  /** The call options of every request that only the stream's end can abort. */
+  private readonly streamOptions = { signal: this.ended.signal };
 
   constructor(
     private readonly call: grpc.ServerDuplexStream<ClientBatch, ServerBatch>,
@@ -224,7 +263,7 @@ export class StreamHandler {
     let ref: PrimitiveRef;
     let operation: Operation<PrimitiveType>;
     try {
-      ref = refOf(request.ref);
+      ref = this.refs.get(request.ref);
       operation = decodeValue(request.operation) as Operation<PrimitiveType>;
     } catch (error) {
       this.fail(id, statusOf(error));
@@ -239,7 +278,7 @@ export class StreamHandler {
       controller === undefined || timeoutMs == null
         ? undefined
         : setTimeout(() => controller.abort(new TimeoutError(`operation timed out after ${timeoutMs} ms`)), timeoutMs);
-    const options = { signal: controller?.signal ?? this.ended.signal };
+    const options = controller === undefined ? this.streamOptions : { signal: controller.signal };
     const known = this.context.sessions.get(request.sessionId);
     let run: Promise<unknown>;
     let session: RuntimeSession | undefined = known;

@@ -1,13 +1,12 @@
 /**
- * The `atomix` command with its code loaded ahead of time, for tests that restart a server many
- * times (`prepareServer()` in `testing.ts`). Run with the same arguments as `bin.ts`, it loads
- * every module the command needs, prints `atomix standby: ready`, and runs the command when a
- * line arrives on stdin — exactly `atomix ...`, with nothing opened or bound before that — or
+ * `atomix serve` with its code loaded ahead of time, for tests that restart a server many times
+ * (`prepareServer()` in `testing.ts`). Run with the same arguments as `bin.ts`, it loads every
+ * module `serve` needs, prints `atomix standby: ready`, and runs the command when a line
+ * arrives on stdin — exactly `atomix serve ...`, with nothing opened or bound before that — or
  * exits if stdin closes first. A restart then costs opening the store and binding the port,
- * not starting Node and compiling TypeScript.
+ * not starting Node and loading the code.
  */
 import "./cli/serve.js";
-import "./cli/client-commands.js";
 import "commander";
 
 process.stdout.write("atomix standby: ready\n");

@@ -3,7 +3,7 @@
 // watches surviving a member restart, and writes surviving a leader kill in a 3-member cluster.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { UnavailableError, type PrimitiveRef, type RuntimeEvent, type RuntimeSession } from "@atomix-ts/core";
+import { ConflictError, UnavailableError, type PrimitiveRef, type RuntimeEvent, type RuntimeSession } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { freePort, startEtcd, startEtcdCluster, type EtcdCluster } from "./testing/etcd.js";
 
@@ -116,6 +116,55 @@ describe("etcd store (single member)", () => {
       version = granted.version;
     }
     await Promise.all(sessions.map((s) => s.close()));
+  });
+
+  it("a fenced write's check is in its transaction: a hold lost after the up-front check refuses the write", async () => {
+    const lock: PrimitiveRef<"lock"> = { type: "lock", name: unique("lock") };
+    const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    const map: PrimitiveRef<"map"> = { type: "map", name: unique("m") };
+    const paused = await store.openSession();
+    const other = await store.openSession();
+    const stale = await paused.execute(lock, { op: "lock" });
+    const fence = { lock: lock.name, version: stale.version };
+    // Move the lock on just before the fenced call's first transaction is sent: after the
+    // up-front check passed, as a holder paused between check and write would see it.
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    let current: bigint | undefined;
+    try {
+      io.txn = async (...args) => {
+        io.txn = txn;
+        await paused.execute(lock, { op: "unlock" });
+        current = (await other.execute(lock, { op: "lock" })).version!;
+        return txn(...args);
+      };
+      await assert.rejects(paused.execute(counter, { op: "increment", delta: 1n, fence }), ConflictError);
+      assert.equal((await other.execute(counter, { op: "get" })).value, 0n);
+      assert.ok(current !== undefined && current > stale.version);
+      // The same for a map write, fenced by the hold that just moved on again.
+      const moved = { lock: lock.name, version: current };
+      await other.execute(map, { op: "put", key: "k", value: bytes("theirs"), fence: moved });
+      io.txn = async (...args) => {
+        io.txn = txn;
+        await other.execute(lock, { op: "unlock" });
+        current = (await paused.execute(lock, { op: "lock" })).version!;
+        return txn(...args);
+      };
+      await assert.rejects(other.execute(map, { op: "put", key: "k", value: bytes("late"), fence: moved }), ConflictError);
+      assert.equal(text((await other.execute(map, { op: "get", key: "k" })).entry!.value), "theirs");
+      // A concurrent unfenced change only makes the fenced write plan again; the hold is still current.
+      const holdNow = { lock: lock.name, version: current };
+      io.txn = async (...args) => {
+        io.txn = txn;
+        await other.execute(counter, { op: "increment", delta: 10n });
+        return txn(...args);
+      };
+      assert.equal((await paused.execute(counter, { op: "increment", delta: 1n, fence: holdNow })).value, 11n);
+    } finally {
+      io.txn = txn;
+      await paused.close();
+      await other.close();
+    }
   });
 
   it("a watch resuming from a compacted version gets a reset with a snapshot, then later changes", async () => {

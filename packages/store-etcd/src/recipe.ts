@@ -4,7 +4,7 @@
  */
 import type { Operation, OperationResult, PrimitiveEvent, PrimitiveType } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
-import type { EtcdIo } from "./etcd-io.js";
+import type { EtcdIo, ICompare, IRequestOp, ITxnResponse } from "./etcd-io.js";
 
 /** One etcd watch event (put or delete), with the previous key-value when there was one. */
 export interface KeyChange {
@@ -34,6 +34,12 @@ export interface RecipeContext {
   readonly signal: AbortSignal;
   /** Grants a lease for an entry with a TTL; returns its id. */
   leaseFor(ttlMs: number): Promise<string>;
+  /**
+   * `io.txn` for the recipes whose writes accept a fence (counter, value, map and the shared
+   * helpers they use): in a fenced call it also requires the fence's lock hold to be current,
+   * atomically, and throws ConflictError (nothing applied) when it is not.
+   */
+  txn(compare: ICompare[], success: IRequestOp[], failure?: IRequestOp[]): Promise<ITxnResponse>;
 }
 
 export interface Decoder<T extends PrimitiveType> {

@@ -6,6 +6,7 @@
  * no state of its own.
  */
 import {
+  createSessionController,
   AtomixError,
   InvalidError,
   NotFoundError,
@@ -26,6 +27,7 @@ import {
   type WatchRequest,
 } from "@atomix-ts/core";
 import { EtcdIo } from "./etcd-io.js";
+import { checkFence, fencedTxn, resolveFence } from "./fence.js";
 import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
 import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
 import { recipes } from "./recipes/index.js";
@@ -155,7 +157,7 @@ export class EtcdStore implements Runtime {
       id: lease,
       lease,
       ttlMs,
-      controller: new AbortController(),
+      controller: createSessionController(),
       get signal() {
         return this.controller.signal;
       },
@@ -239,14 +241,20 @@ export class EtcdStore implements Runtime {
       if (typeof operation !== "object" || operation === null || typeof operation.op !== "string") {
         throw new InvalidError("operation must be an object with an 'op' name");
       }
+      const rawFence = (operation as { fence?: unknown }).fence;
+      const fence = rawFence === undefined ? undefined : checkFence(rawFence, ref.type);
       using scope = callScope(options);
       const recipe = recipes[ref.type] as Recipe<PrimitiveType>;
+      // A fenced call checks the hold up front (so a write that turns out a no-op, or a read,
+      // is refused too) and again atomically inside every transaction it sends.
+      const hold = fence === undefined ? undefined : await resolveFence(this.io, this.prefix, fence, scope.signal);
       const ctx: RecipeContext = {
         io: this.io,
         base: baseOf(this.prefix, ref.type, ref.name),
         session: state,
         signal: scope.signal,
         leaseFor: (ttlMs) => this.io.grant(leaseSecondsOf(ttlMs)),
+        txn: hold === undefined ? (compare, success, failure) => this.io.txn(compare, success, failure) : fencedTxn(this.io, hold),
       };
       return await recipe.execute(ctx, operation as Operation<PrimitiveType>);
     } catch (error) {

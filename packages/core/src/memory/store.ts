@@ -36,6 +36,7 @@ import { createMachine, restoreMachine } from "../machines/registry.js";
 import { PENDING, type MachineContext, type StateMachine } from "../machines/machine.js";
 import { validateName, validateRef } from "../names.js";
 import { AsyncQueue } from "../util/async-queue.js";
+import { createSessionController } from "../util/session-controller.js";
 import { systemClock, type Clock, type TimerHandle } from "../util/clock.js";
 
 export interface MemoryStoreOptions {
@@ -389,7 +390,7 @@ export class MemoryStore implements Runtime {
   }
 
   private newSession(id: string, ttlMs: number | undefined): SessionState {
-    return { id, ttlMs, controller: new AbortController(), touched: new Set(), pending: new Set(), watchers: new Set() };
+    return { id, ttlMs, controller: createSessionController(), touched: new Set(), pending: new Set(), watchers: new Set() };
   }
 
   /** Records a request parked in a machine with no caller waiting (recovery). */
@@ -415,7 +416,8 @@ export class MemoryStore implements Runtime {
    * same synchronous step as the write, so no grant can slip in between; a rejected write is
    * never journaled, and a replay sees the same lock state, so recovery agrees.
    */
-  private checkFence(fence: unknown): void {
+  private checkFence(type: PrimitiveType, fence: unknown): void {
+    if (!fencedTypes.has(type)) throw new InvalidError(`${type} operations take no fence (only counter, value and map writes do)`);
     if (typeof fence !== "object" || fence === null) throw new InvalidError("fence must be { lock, version }");
     const { lock, version } = fence as { lock?: unknown; version?: unknown };
     validateName(lock, "fence lock");
@@ -607,7 +609,7 @@ export class MemoryStore implements Runtime {
         throw new InvalidError("operation must be an object with an 'op' name");
       }
       const fence = (operation as { fence?: unknown }).fence;
-      if (fence !== undefined) this.checkFence(fence);
+      if (fence !== undefined) this.checkFence(hosted.ref.type, fence);
       // Only a request that waits (a lock) needs a live signal and timer; the rest apply now.
       checkCallOptions(options);
     } catch (error) {
@@ -735,6 +737,9 @@ export class MemoryStore implements Runtime {
 }
 
 /** Applies one input to a machine; returns the operation's result (or PENDING). */
+/** Primitive types whose writes accept a fence (as the contract types say). */
+const fencedTypes: ReadonlySet<PrimitiveType> = new Set<PrimitiveType>(["counter", "value", "map"]);
+
 /** The machine context for one input at a time; events and grants are collected for `run`. */
 class RunContext implements MachineContext<PrimitiveType> {
   now = 0;

@@ -14,6 +14,8 @@ export interface ServeFlags {
   port: string;
   store?: string;
   dataDir?: string;
+  etcdEndpoints?: string;
+  etcdPrefix?: string;
   config?: string;
   maxMessageBytes?: string;
   sessionTtlMs?: string;
@@ -27,13 +29,31 @@ function integer(value: string | undefined, flag: string): number | undefined {
   return Number(value);
 }
 
+/** The one-store configuration `--store` and its flags stand for. @throws InvalidError for flags that do not fit the store. */
+function storeFlagsConfig(type: string, flags: ServeFlags): ServerConfig {
+  if (type !== "etcd") {
+    if (flags.etcdEndpoints !== undefined || flags.etcdPrefix !== undefined) {
+      throw new InvalidError("--etcd-endpoints and --etcd-prefix go with --store etcd");
+    }
+    return singleStoreConfig(type, flags.dataDir);
+  }
+  // In front of etcd the server keeps no state: no data directory.
+  if (flags.dataDir !== undefined) throw new InvalidError("--data-dir is for the sqlite store; the etcd store keeps its data in etcd");
+  const endpoints = (flags.etcdEndpoints ?? "").split(",").map((url) => url.trim()).filter((url) => url.length > 0);
+  if (endpoints.length === 0) {
+    throw new InvalidError("--store etcd needs --etcd-endpoints: the client URLs of the etcd members, comma-separated (e.g. http://127.0.0.1:2379)");
+  }
+  return singleStoreConfig("etcd", undefined, flags.etcdPrefix === undefined ? { endpoints } : { endpoints, prefix: flags.etcdPrefix });
+}
+
 /** Runs the server described by the flags until a signal asks it to stop. */
 export async function serve(flags: ServeFlags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  if (flags.config !== undefined && (flags.store !== undefined || flags.dataDir !== undefined)) {
-    throw new InvalidError("--config describes the stores: do not combine it with --store or --data-dir");
+  const etcdFlags = flags.etcdEndpoints !== undefined || flags.etcdPrefix !== undefined;
+  if (flags.config !== undefined && (flags.store !== undefined || flags.dataDir !== undefined || etcdFlags)) {
+    throw new InvalidError("--config describes the stores: do not combine it with --store, --data-dir or --etcd-*");
   }
   const config: ServerConfig =
-    flags.config !== undefined ? await loadConfigFile(flags.config) : singleStoreConfig(flags.store ?? "sqlite", flags.dataDir);
+    flags.config !== undefined ? await loadConfigFile(flags.config) : storeFlagsConfig(flags.store ?? "sqlite", flags);
   const server = await startServer({
     host: flags.host,
     port: integer(flags.port, "--port"),
@@ -65,8 +85,10 @@ export function addServeCommand(program: Command): void {
     .description("host the Atomix runtime behind gRPC")
     .option("--host <host>", "interface to listen on", DEFAULT_HOST)
     .option("--port <port>", "port to listen on (0: any free port)", String(DEFAULT_PORT))
-    .option("--store <type>", "store for every primitive: sqlite (durable, the default) or memory")
+    .option("--store <type>", "store for every primitive: sqlite (durable, the default), memory or etcd")
     .option("--data-dir <dir>", "where the sqlite store keeps its files (default ./atomix-data)")
+    .option("--etcd-endpoints <urls>", "with --store etcd: the etcd members' client URLs, comma-separated")
+    .option("--etcd-prefix <prefix>", "with --store etcd: the key prefix of every key it writes (default atomix/)")
     .option("--config <file>", "JSON file naming stores and routing rules (see docs/server-config.md)")
     .option("--max-message-bytes <n>", "largest gRPC message received or sent (default 4 MiB)")
     .option("--session-ttl-ms <ms>", "session TTL for clients that ask for none (default 10000)")

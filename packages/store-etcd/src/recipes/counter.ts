@@ -25,7 +25,7 @@ async function update(
     const prev = parseDecimal(kv);
     const value = next(prev);
     if (value === undefined) return { prev, value: prev, written: false };
-    const txn = await ctx.io.txn([cmp.modIs(key, kv === undefined ? 0n : modOf(kv))], [op.put(key, decimal(value))]);
+    const txn = await ctx.txn([cmp.modIs(key, kv === undefined ? 0n : modOf(kv))], [op.put(key, decimal(value))]);
     if (txn.succeeded) return { prev, value, written: true };
   }
 }

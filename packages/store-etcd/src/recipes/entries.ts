@@ -90,7 +90,7 @@ export async function applyEntryWrites(
   };
   for (;;) {
     checkSignal(ctx.signal);
-    const read = await ctx.io.txn([], keys.map((k) => op.get(k)));
+    const read = await ctx.txn([], keys.map((k) => op.get(k)));
     const current = new Map<string, Stored | undefined>();
     const mods = new Map<string, bigint>();
     keys.forEach((key, i) => {
@@ -161,7 +161,7 @@ export async function applyEntryWrites(
     }
     if (removes) ops.push(markerPut(ctx.base));
     checkSignal(ctx.signal);
-    const txn = await ctx.io.txn(compares, ops);
+    const txn = await ctx.txn(compares, ops);
     if (!txn.succeeded) continue;
     const revision = revisionOf(txn);
     // Fill in versions: the commit revision and the key's place in it. A write later

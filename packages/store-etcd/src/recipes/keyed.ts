@@ -32,7 +32,7 @@ export async function casKey<R>(
     const ops: IRequestOp[] =
       step.write === "put" ? [op.put(key, step.value, step.lease)] : [op.del(key), markerPut(ctx.base)];
     checkSignal(ctx.signal);
-    const txn = await ctx.io.txn([cmp.modIs(key, kv === undefined ? 0n : modOf(kv))], ops);
+    const txn = await ctx.txn([cmp.modIs(key, kv === undefined ? 0n : modOf(kv))], ops);
     if (txn.succeeded) return { result: step.result, revision: revisionOf(txn) };
   }
 }
@@ -56,7 +56,7 @@ export async function clearPrefix(ctx: RecipeContext, prefix: string, extra: IRe
     if (last === undefined) return removed;
     // Up to and including the last key read (or everything, on the last chunk).
     const end = read.more ? Buffer.concat([last.key, Buffer.from([0])]) : prefixEnd(prefix);
-    const txn = await ctx.io.txn([], [{ request_delete_range: { key: kb(prefix), range_end: end } }, ...extra]);
+    const txn = await ctx.txn([], [{ request_delete_range: { key: kb(prefix), range_end: end } }, ...extra]);
     removed += Number(txn.responses[0]?.response_delete_range.deleted ?? 0);
     if (!read.more) return removed;
   }

@@ -43,6 +43,8 @@ export interface FaultRunResult {
   readonly checks: readonly ModelCheck[];
   /** Faults injected. */
   readonly injected: number;
+  /** The models in which the liar's lie made it into the history (negative controls). */
+  readonly liesRecorded: readonly ModelName[];
   /** Where the histories are (kept when a verdict is not `ok`). */
   readonly dir: string;
   readonly kept: boolean;
@@ -75,6 +77,7 @@ export async function faultRun(store: StoreUnderTest, fault: FaultName, options:
   const workers: ScriptProcess[] = [];
   const everyWorker: ScriptProcess[] = [];
   let injected = 0;
+  let liesRecorded: ModelName[] = [];
   try {
     for (let i = 0; i < options.workers; i++) {
       const worker = spawnWorker(i === 0 ? options.lie : undefined);
@@ -109,6 +112,16 @@ export async function faultRun(store: StoreUnderTest, fault: FaultName, options:
       }
       await sleep(Math.max(0, deadline - performance.now()));
     }
+    // A negative control is only one once its lies are in the history: give the liar time.
+    const liar = everyWorker[0]!;
+    const lieDeadline = performance.now() + 60_000;
+    for (const model of options.lie ?? []) {
+      while (!liar.lines.some((record) => record["event"] === "lied" && record["model"] === model) && performance.now() < lieDeadline) {
+        if (!liar.running) break;
+        await sleep(100);
+      }
+    }
+    liesRecorded = (options.lie ?? []).filter((model) => liar.lines.some((record) => record["event"] === "lied" && record["model"] === model));
     const graceMs = lockTimeoutMs + options.opTimeoutMs + 5000;
     const exits = await Promise.all(workers.map((worker) => worker.stop(graceMs)));
     exits.forEach((exit, index) => {
@@ -124,7 +137,7 @@ export async function faultRun(store: StoreUnderTest, fault: FaultName, options:
   const expected = (check: ModelCheck): boolean => (options.lie?.includes(check.model) ? check.verdict === "illegal" : check.verdict === "ok");
   const kept = options.keepFiles === true || !checks.every(expected);
   if (!kept) rmSync(dir, { recursive: true, force: true });
-  return { store: store.name, fault, runId, checks, injected, dir, kept, wallMs: performance.now() - started };
+  return { store: store.name, fault, runId, checks, injected, liesRecorded, dir, kept, wallMs: performance.now() - started };
 }
 
 export interface StaleHolderOptions {

@@ -63,14 +63,15 @@ function faultRow(store: StoreName, fault: FaultName, runs: readonly FaultRunRes
 }
 
 function negativeRow(store: StoreName, run: FaultRunResult): Row {
-  const missed = run.checks.filter((check) => check.verdict !== "illegal");
+  // A lie that never made it into the history proves nothing either way: that fails the row too.
+  const missed = run.checks.filter((check) => check.verdict !== "illegal" || !run.liesRecorded.includes(check.model));
   return {
     store,
     scenario: "negative control (a worker lies once in every model)",
     histories: run.checks.length,
     operations: run.checks.reduce((sum, check) => sum + check.operations, 0),
     indeterminate: run.checks.reduce((sum, check) => sum + check.indeterminate, 0),
-    verdict: missed.length === 0 ? `caught ${run.checks.length}/${run.checks.length}` : `MISSED: ${missed.map((c) => `${c.model} ${c.verdict}`).join(", ")}`,
+    verdict: missed.length === 0 ? `caught ${run.checks.length}/${run.checks.length}` : `MISSED: ${missed.map((c) => `${c.model} ${run.liesRecorded.includes(c.model) ? c.verdict : "(no lie recorded)"}`).join(", ")}`,
     status: missed.length === 0 ? "pass" : "fail",
     checkerMs: run.checks.reduce((sum, check) => sum + check.checkerMs, 0),
     notes: missed.length === 0 ? [] : [`histories in ${run.dir}`],

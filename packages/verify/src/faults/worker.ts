@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       openClient: () => openClient(config.opTimeoutMs, stop.signal),
       stop: stop.signal,
       lie: config.lie?.includes(model) ?? false,
+      onLie: () => process.stdout.write(`${JSON.stringify({ event: "lied", model })}\n`),
     });
   });
   process.stdout.write(`${JSON.stringify({ event: "ready" })}\n`);

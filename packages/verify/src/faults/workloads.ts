@@ -38,6 +38,8 @@ export interface WorkloadContext {
   readonly stop: AbortSignal;
   /** Record one deliberate lie in this model (negative control). */
   readonly lie: boolean;
+  /** Called once the lie is in the history. */
+  readonly onLie: () => void;
 }
 
 /** Names of the primitives of a run. */
@@ -79,18 +81,22 @@ async function record<T>(
 }
 
 /** Records an observation that was never made (negative controls only). */
-function lie(recorder: Recorder, process: ProcessId, input: unknown, output: unknown): void {
-  recorder.ok(recorder.invoke(process, input), output);
+function lie(ctx: WorkloadContext, process: ProcessId, input: unknown, output: unknown): void {
+  ctx.recorder.ok(ctx.recorder.invoke(process, input), output);
+  ctx.onLie();
 }
 
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)]!;
 }
 
-/** A pause after a failure, so a loop facing a dead server does not spin. */
-function backoff(stop: AbortSignal): Promise<void> {
+/**
+ * A pause after a failure, growing with consecutive failures (50 ms to 1 s), so a loop facing
+ * a dead server does not fill the history with operations that could not have been applied.
+ */
+function backoff(stop: AbortSignal, failures = 1): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, 50 + Math.random() * 100);
+    const timer = setTimeout(done, Math.min(1000, 50 * 2 ** Math.max(0, failures - 1)) * (0.5 + Math.random()));
     function done(): void {
       clearTimeout(timer);
       stop.removeEventListener("abort", done);
@@ -103,6 +109,8 @@ function backoff(stop: AbortSignal): Promise<void> {
 /** One logical client's process ids: a new one after every indeterminate outcome. */
 class ProcessIds {
   private generation = 0;
+  /** Consecutive failed operations. */
+  failures = 0;
   constructor(private readonly base: string) {}
   get current(): string {
     return `${this.base}.${this.generation}`;
@@ -132,24 +140,45 @@ async function loops(
 
 /** After an outcome: a new process id when indeterminate, a short pause after any failure. */
 async function settle(ctx: WorkloadContext, ids: ProcessIds, outcome: Outcome<unknown>): Promise<void> {
-  if (outcome.ok) return;
+  if (outcome.ok) {
+    ids.failures = 0;
+    return;
+  }
   if (outcome.certainty === "indeterminate") ids.next();
-  await backoff(ctx.stop);
+  await backoff(ctx.stop, ++ids.failures);
+}
+
+/**
+ * Runs `body` on a client until the stop signal, opening a new client whenever the session is
+ * lost (an application must: a lost session fails every later call at once, and recording
+ * those would only flood the history with indeterminate operations). `alive()` says whether
+ * the body should go on with this client.
+ */
+async function withSessions(ctx: WorkloadContext, body: (client: AtomixClient, alive: () => boolean) => Promise<void>): Promise<void> {
+  while (!ctx.stop.aborted) {
+    const client = await ctx.openClient();
+    try {
+      const session = await client.session();
+      await body(client, () => !ctx.stop.aborted && !session.signal.aborted);
+    } finally {
+      // Not awaited: closing a lost session may wait for a server that is down.
+      void client.close().catch(() => undefined);
+    }
+  }
 }
 
 export async function registerWorkload(ctx: WorkloadContext): Promise<void> {
   const keys = Array.from({ length: ctx.shape.registerKeys }, (_, i) => `k${i}`);
   const targets = [...keys, VALUE_KEY];
   let lied = !ctx.lie;
-  await loops(ctx, "register", async (index, ids) => {
-    const client = await ctx.openClient();
-    try {
+  await loops(ctx, "register", (index, ids) =>
+    withSessions(ctx, async (client, alive) => {
       const map = await client.getMap(primitiveNames.registerMap(ctx.runId));
       const value = await client.getValue(primitiveNames.registerValue(ctx.runId));
       const seen = new Map<string, bigint>();
       const call = { timeoutMs: ctx.opTimeoutMs };
       let ops = 0;
-      while (!ctx.stop.aborted) {
+      while (alive()) {
         ops++;
         const key = pick(targets);
         const isValue = key === VALUE_KEY;
@@ -163,7 +192,7 @@ export async function registerWorkload(ctx: WorkloadContext): Promise<void> {
           const b = ctx.recorder.uniqueValue();
           const second = await record(ctx.recorder, ids.current, { op: "write", key: "k0", value: b }, () => map.put("k0", b, call), (e) => ({ version: e.version }));
           if (first.ok && second.ok) {
-            lie(ctx.recorder, ids.current, { op: "read", key: "k0" }, { entry: { value: a, version: first.result.version } });
+            lie(ctx, ids.current, { op: "read", key: "k0" }, { entry: { value: a, version: first.result.version } });
           } else {
             lied = false;
           }
@@ -219,24 +248,21 @@ export async function registerWorkload(ctx: WorkloadContext): Promise<void> {
         }
         await settle(ctx, ids, outcome);
       }
-    } finally {
-      await client.close().catch(() => undefined);
-    }
-  });
+    }),
+  );
 }
 
 export async function counterWorkload(ctx: WorkloadContext): Promise<void> {
   let lied = !ctx.lie;
-  await loops(ctx, "counter", async (index, ids) => {
-    const client = await ctx.openClient();
-    try {
+  await loops(ctx, "counter", (index, ids) =>
+    withSessions(ctx, async (client, alive) => {
       const counters = await Promise.all(
         Array.from({ length: ctx.shape.counters }, (_, i) => client.getCounter(primitiveNames.counter(ctx.runId, i))),
       );
       const seen = new Map<number, bigint>();
       const call = { timeoutMs: ctx.opTimeoutMs };
       let ops = 0;
-      while (!ctx.stop.aborted) {
+      while (alive()) {
         ops++;
         const i = Math.floor(Math.random() * counters.length);
         const counter = counters[i]!;
@@ -252,7 +278,7 @@ export async function counterWorkload(ctx: WorkloadContext): Promise<void> {
           // A read of a value no sequence of these small steps can reach in a short run.
           lied = true;
           const got = await record(ctx.recorder, ids.current, { op: "get", key }, () => counter.get(call), value);
-          if (got.ok) lie(ctx.recorder, ids.current, { op: "get", key }, { value: got.result + 1_000_000_007n });
+          if (got.ok) lie(ctx, ids.current, { op: "get", key }, { value: got.result + 1_000_000_007n });
           else lied = false;
           continue;
         }
@@ -278,23 +304,20 @@ export async function counterWorkload(ctx: WorkloadContext): Promise<void> {
         }
         await settle(ctx, ids, outcome);
       }
-    } finally {
-      await client.close().catch(() => undefined);
-    }
-  });
+    }),
+  );
 }
 
 export async function setWorkload(ctx: WorkloadContext): Promise<void> {
   const elements = Array.from({ length: ctx.shape.setElements }, (_, i) => `e${i}`);
   let lied = !ctx.lie;
-  await loops(ctx, "set", async (index, ids) => {
-    const client = await ctx.openClient();
-    try {
+  await loops(ctx, "set", (index, ids) =>
+    withSessions(ctx, async (client, alive) => {
       const set = await client.getSet(primitiveNames.set(ctx.runId));
       const call = { timeoutMs: ctx.opTimeoutMs };
       const key = "s";
       let ops = 0;
-      while (!ctx.stop.aborted) {
+      while (alive()) {
         ops++;
         const element = pick(elements);
         const roll = Math.random();
@@ -304,7 +327,7 @@ export async function setWorkload(ctx: WorkloadContext): Promise<void> {
           lied = true;
           const mine = `lie.${ids.current}`;
           const first = await record(ctx.recorder, ids.current, { op: "add", key, element: mine }, () => set.add(mine, call), (added) => ({ added }));
-          if (first.ok && first.result) lie(ctx.recorder, ids.current, { op: "add", key, element: mine }, { added: true });
+          if (first.ok && first.result) lie(ctx, ids.current, { op: "add", key, element: mine }, { added: true });
           else lied = false;
           continue;
         }
@@ -317,10 +340,8 @@ export async function setWorkload(ctx: WorkloadContext): Promise<void> {
         }
         await settle(ctx, ids, outcome);
       }
-    } finally {
-      await client.close().catch(() => undefined);
-    }
-  });
+    }),
+  );
 }
 
 export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
@@ -329,7 +350,6 @@ export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
     const lockName = primitiveNames.lock(ctx.runId, index % ctx.shape.locks);
     const key = lockName;
     const call = { timeoutMs: ctx.opTimeoutMs };
-    let ops = 0;
     let lastGrant: bigint | undefined;
     while (!ctx.stop.aborted) {
       // One session per process id: after an indeterminate outcome the session is given up.
@@ -341,15 +361,20 @@ export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
         await backoff(ctx.stop);
         continue;
       }
+      const session = await client.session();
       const lock = await client.getLock(lockName);
       const resource = await client.getMap(primitiveNames.resource(ctx.runId));
       let healthy = true;
       while (healthy && !ctx.stop.aborted) {
-        ops++;
-        if (!lied && index === 0 && lastGrant !== undefined && ops > 3) {
+        if (session.signal.aborted) {
+          // Lost (no keep-alive acknowledged within its TTL): whatever it held is released.
+          healthy = false;
+          break;
+        }
+        if (!lied && index === 0 && lastGrant !== undefined) {
           // A grant of a version already granted once: fencing tokens must strictly increase.
           lied = true;
-          lie(ctx.recorder, owner, { op: "tryAcquire", key, owner }, { version: lastGrant });
+          lie(ctx, owner, { op: "tryAcquire", key, owner }, { version: lastGrant });
           continue;
         }
         const acquired = await record(
@@ -361,9 +386,10 @@ export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
         );
         if (!acquired.ok) {
           healthy = acquired.certainty === "definite";
-          if (healthy) await backoff(ctx.stop);
+          if (healthy) await backoff(ctx.stop, ++ids.failures);
           continue;
         }
+        ids.failures = 0;
         const handle = acquired.result;
         lastGrant = handle.version;
         const value = ctx.recorder.uniqueValue();
@@ -404,7 +430,7 @@ export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
         ctx.recorder.info(end, new Error("session given up after an indeterminate outcome"));
         ids.next();
         void client.close().catch(() => undefined);
-        await backoff(ctx.stop);
+        await backoff(ctx.stop, ++ids.failures);
       } else {
         await client.close().catch(() => undefined);
       }
@@ -414,12 +440,10 @@ export async function mutexWorkload(ctx: WorkloadContext): Promise<void> {
 
 export async function electionWorkload(ctx: WorkloadContext): Promise<void> {
   let lied = !ctx.lie;
-  await loops(ctx, "election", async (index, ids) => {
-    const client = await ctx.openClient();
-    try {
-      const election = await client.getElection(primitiveNames.election(ctx.runId), {
-        candidateId: `${ctx.workerId}-${index}`,
-      });
+  await loops(ctx, "election", (index, ids) =>
+    withSessions(ctx, async (client, alive) => {
+      // A fresh candidate id per session: a lost session's candidacy may linger until its TTL.
+      const election = await client.getElection(primitiveNames.election(ctx.runId));
       const call = { timeoutMs: ctx.opTimeoutMs };
       const key = "e";
       let entered = false;
@@ -429,12 +453,12 @@ export async function electionWorkload(ctx: WorkloadContext): Promise<void> {
         lastTerm = term;
         return term.leader === undefined ? { term: term.term } : { term: term.term, leader: term.leader };
       };
-      while (!ctx.stop.aborted) {
+      while (alive()) {
         ops++;
         if (!lied && index === 0 && lastTerm !== undefined && ops > 10) {
           // A term older than one this client already saw: terms never go back.
           lied = true;
-          lie(ctx.recorder, ids.current, { op: "getTerm", key }, { term: lastTerm.term - 1n, leader: lastTerm.leader });
+          lie(ctx, ids.current, { op: "getTerm", key }, { term: lastTerm.term - 1n, leader: lastTerm.leader });
           continue;
         }
         const roll = Math.random();
@@ -450,10 +474,8 @@ export async function electionWorkload(ctx: WorkloadContext): Promise<void> {
         }
         await settle(ctx, ids, outcome);
       }
-    } finally {
-      await client.close().catch(() => undefined);
-    }
-  });
+    }),
+  );
 }
 
 export const workloads: Record<ModelName, (ctx: WorkloadContext) => Promise<void>> = {
