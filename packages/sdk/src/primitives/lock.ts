@@ -248,14 +248,14 @@ export class Lock extends Primitive<"lock"> {
     return (await this.exec({ op: "unlock", version }, options)).unlocked;
   }
 
-  /** @internal A handle's hold is over: stop watching when no hold is left. */
+  /**
+   * @internal A handle's hold is over. The tracking watch stays open for the next hold (until
+   * `close()`): opening one per hold cost more than the lock and unlock themselves.
+   */
   forget(handle: LockHandle): void {
     if (this.handles.get(handle.version) !== handle) return;
     this.handles.delete(handle.version);
-    if (this.handles.size === 0) {
-      this.session.signal.removeEventListener("abort", this.onSessionEnd);
-      this.stopTracker();
-    }
+    if (this.handles.size === 0) this.session.signal.removeEventListener("abort", this.onSessionEnd);
   }
 
   private checkOpen(): void {
