@@ -273,6 +273,7 @@ export function mapSuite(t: SuiteContext): void {
       ["empty key remove", () => map.remove("")],
       ["over-long key", () => map.put("x".repeat(4097), "v")],
       ["lone surrogate key", () => map.put("bad\uD800", "v")],
+      ["value over 1 MiB", () => map.put("big", "x".repeat(1024 * 1024 + 1))],
       ["non-string value", () => map.put("k", 7 as unknown as string)],
       ["ttlMs 0", () => map.put("k", "w", { ttlMs: 0 })],
       ["ttlMs negative", () => map.insert("n", "w", { ttlMs: -1 })],

@@ -187,6 +187,7 @@ export function valueSuite(t: SuiteContext): void {
     const attempts: Array<[string, () => Promise<unknown>]> = [
       ["non-string", () => value.set(1 as unknown as string)],
       ["codec throws", () => bad.set("x")],
+      ["value over 1 MiB", () => value.set("x".repeat(1024 * 1024 + 1))],
       ["ttlMs 0", () => value.set("x", { ttlMs: 0 })],
       ["ttlMs negative", () => value.insert("x", { ttlMs: -10 })],
       ["ttlMs NaN", () => value.update("x", { ttlMs: Number.NaN })],

@@ -1,6 +1,7 @@
 export * from "./errors.js";
 export * from "./call-options.js";
 export * from "./names.js";
+export * from "./validation.js";
 export type * from "./contract/primitives.js";
 export { primitiveTypes } from "./contract/primitives.js";
 export type * from "./contract/runtime.js";

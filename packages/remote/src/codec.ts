@@ -3,6 +3,10 @@
  * (plain data with bigint, Uint8Array, strings, numbers, booleans, arrays and nested objects)
  * cross the wire unchanged. The format is documented in `proto/atomix/runtime/v1/runtime.proto`
  * and `docs/protocol.md`. Decoding is strict: anything malformed throws `InvalidError`.
+ *
+ * Every operation and result goes through here, so the hot paths avoid allocation: one writer
+ * and one reader are reused, small bigints are handled as numbers, and short ASCII strings
+ * (keys, op names, primitive names, session ids) are written by hand and decoded once.
  */
 import { InvalidError } from "@atomix-ts/core";
 
@@ -23,12 +27,13 @@ const Tag = {
 /** Nesting deeper than this is rejected on both sides (no stack exhaustion from input). */
 export const MAX_DEPTH = 64;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** Zigzag of a bigint in this range fits a safe integer: encoded and decoded without bigint arithmetic. */
 const SMALL_BIGINT = 2n ** 52n;
 
-class Writer {
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** @internal A growable byte buffer: the tagged encoding and the protobuf envelopes (`wire.ts`) write through it. */
+export class ByteWriter {
   buf: Buffer;
   pos = 0;
 
@@ -72,12 +77,13 @@ class Writer {
     this.byte(Number(n));
   }
 
+  /** Varint byte length, then the UTF-8 bytes. */
   string(s: string): void {
-    // Worst case 3 bytes per UTF-16 unit; write the length after, moving if the guess was off.
     const n = s.length;
+    // Worst case 3 bytes per UTF-16 unit.
     this.reserve(n * 3 + 10);
     if (n < 0x80) {
-      // Keys, op names and primitive names are short ASCII: a loop beats a native call.
+      // Keys, op names, primitive names and session ids are short ASCII: a loop beats a native call.
       const buf = this.buf;
       let at = this.pos + 1;
       let i = 0;
@@ -93,6 +99,7 @@ class Writer {
       }
     }
     if (n < 0x80 / 3) {
+      // At most 127 bytes: the length fits the one byte reserved before the text.
       const start = this.pos + 1;
       const written = this.buf.write(s, start, "utf8");
       this.buf[this.pos] = written;
@@ -105,13 +112,35 @@ class Writer {
   }
 
   raw(bytes: Uint8Array): void {
-    this.reserve(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const n = bytes.length;
+    this.reserve(n);
+    if (n <= 32) {
+      const buf = this.buf;
+      let at = this.pos;
+      for (let i = 0; i < n; i++) buf[at++] = bytes[i]!;
+    } else {
+      this.buf.set(bytes, this.pos);
+    }
+    this.pos += n;
+  }
+
+  /** A copy of bytes `[start, end)`, in a buffer of its own. */
+  copy(start: number, end: number): Buffer {
+    const n = end - start;
+    const out = Buffer.allocUnsafe(n);
+    const buf = this.buf;
+    if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
+    else buf.copy(out, 0, start, end);
+    return out;
   }
 }
 
-function write(w: Writer, value: unknown, depth: number): void {
+/** @internal Appends the tagged encoding of `value`. @throws InvalidError for values that have no encoding. */
+export function writeValue(w: ByteWriter, value: unknown): void {
+  write(w, value, 0);
+}
+
+function write(w: ByteWriter, value: unknown, depth: number): void {
   switch (typeof value) {
     case "undefined":
       w.byte(Tag.Undefined);
@@ -184,55 +213,84 @@ function write(w: Writer, value: unknown, depth: number): void {
   }
 }
 
-/** Reused by every encode (encoding runs no user code, so it is never re-entered); results are copied out. */
-const scratch = new Writer(1024);
+/** Reused by every encode; results are copied out. */
+const scratch = new ByteWriter(1024);
 let scratchBusy = false;
+
+/** @internal The shared writer, emptied; give it back with `releaseWriter`. A writer of its own if the shared one is in use. */
+export function takeWriter(): ByteWriter {
+  // Encoding runs no user code but a getter on an encoded object: a call from one gets its own writer.
+  if (scratchBusy) return new ByteWriter();
+  scratchBusy = true;
+  scratch.pos = 0;
+  return scratch;
+}
+
+/** @internal */
+export function releaseWriter(w: ByteWriter): void {
+  if (w !== scratch) return;
+  scratchBusy = false;
+  // Do not keep a buffer grown for one huge value.
+  if (w.buf.length > 256 * 1024) w.buf = Buffer.allocUnsafe(1024);
+}
 
 /** Encodes a plain data value. @throws InvalidError for values that have no encoding (functions, class instances, symbols). */
 export function encodeValue(value: unknown): Uint8Array {
-  // A getter on an encoded object could call back in: such a nested call gets a writer of its own.
-  if (scratchBusy) {
-    const own = new Writer();
-    write(own, value, 0);
-    return own.buf.subarray(0, own.pos);
-  }
-  scratchBusy = true;
-  const w = scratch;
-  w.pos = 0;
+  const w = takeWriter();
   try {
     write(w, value, 0);
-    const n = w.pos;
-    const out = Buffer.allocUnsafe(n);
-    const buf = w.buf;
-    if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[i]!;
-    else buf.copy(out, 0, 0, n);
-    return out;
+    return w.copy(0, w.pos);
   } finally {
-    scratchBusy = false;
-    // Do not keep a buffer grown for one huge value.
-    if (w.buf.length > 64 * 1024) w.buf = Buffer.allocUnsafe(1024);
+    releaseWriter(w);
   }
 }
 
 /**
- * Short ASCII strings decoded before (keys, op names, primitive names), by a hash of their
- * bytes: the same few strings arrive in every frame, and reusing them spares building each
- * again. A hit is checked byte for byte, so a collision only costs a miss.
+ * Short ASCII strings decoded before (keys, op names, primitive names, session ids), by a hash
+ * of their bytes: the same few strings arrive in every frame, and reusing them spares building
+ * each again. A hit is checked byte for byte, so a collision only costs a miss.
  */
 const interned = new Map<number, string>();
-const MAX_INTERNED_BYTES = 32;
+const MAX_INTERNED_BYTES = 64;
 const MAX_INTERNED = 4096;
+
+/**
+ * @internal The string of `n` bytes at `start` if they are all ASCII (and `n` is small),
+ * reusing the same string object for the same bytes; undefined otherwise.
+ */
+export function internAscii(buf: Uint8Array, start: number, n: number): string | undefined {
+  if (n > MAX_INTERNED_BYTES) return undefined;
+  const end = start + n;
+  let hash = n;
+  for (let i = start; i < end; i++) {
+    const b = buf[i]!;
+    if (b >= 0x80) return undefined;
+    hash = (Math.imul(hash, 31) + b) | 0;
+  }
+  const known = interned.get(hash);
+  if (known !== undefined && known.length === n) {
+    let j = 0;
+    while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
+    if (j === n) return known;
+  }
+  let ascii = "";
+  for (let k = start; k < end; k++) ascii += String.fromCharCode(buf[k]!);
+  if (interned.size >= MAX_INTERNED) interned.clear();
+  interned.set(hash, ascii);
+  return ascii;
+}
 
 class Reader {
   pos = 0;
-  constructor(public buf: Uint8Array) {}
+  end = 0;
+  buf: Uint8Array = empty;
 
   fail(what: string): never {
     throw new InvalidError(`malformed payload: ${what} at byte ${this.pos}`);
   }
 
   byte(): number {
-    if (this.pos >= this.buf.length) this.fail("unexpected end");
+    if (this.pos >= this.end) this.fail("unexpected end");
     return this.buf[this.pos++]!;
   }
 
@@ -281,7 +339,7 @@ class Reader {
 
   length(): number {
     const n = this.varint();
-    if (n > this.buf.length - this.pos) this.fail(`length ${n} beyond the end`);
+    if (n > this.end - this.pos) this.fail(`length ${n} beyond the end`);
     return n;
   }
 
@@ -290,41 +348,8 @@ class Reader {
     const start = this.pos;
     this.pos += n;
     const buf = this.buf;
-    if (n <= MAX_INTERNED_BYTES) {
-      let hash = n;
-      let i = start;
-      const end = start + n;
-      for (; i < end; i++) {
-        const b = buf[i]!;
-        if (b >= 0x80) break;
-        hash = (Math.imul(hash, 31) + b) | 0;
-      }
-      if (i === end) {
-        const known = interned.get(hash);
-        if (known !== undefined && known.length === n) {
-          let j = 0;
-          while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
-          if (j === n) return known;
-        }
-        let ascii = "";
-        for (let k = start; k < end; k++) ascii += String.fromCharCode(buf[k]!);
-        if (interned.size >= MAX_INTERNED) interned.clear();
-        interned.set(hash, ascii);
-        return ascii;
-      }
-    }
-    // Names, keys and op names are short ASCII: decoding them by hand is several times faster
-    // than a TextDecoder call.
-    if (n <= 64) {
-      let ascii = "";
-      let i = start;
-      for (; i < start + n; i++) {
-        const b = buf[i]!;
-        if (b >= 0x80) break;
-        ascii += String.fromCharCode(b);
-      }
-      if (i === start + n) return ascii;
-    }
+    const ascii = internAscii(buf, start, n);
+    if (ascii !== undefined) return ascii;
     try {
       return utf8.decode(buf.subarray(start, start + n));
     } catch {
@@ -349,7 +374,7 @@ function read(r: Reader, depth: number): unknown {
       return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
     }
     case Tag.Float: {
-      if (r.buf.length - r.pos < 8) r.fail("truncated float");
+      if (r.end - r.pos < 8) r.fail("truncated float");
       const view = new DataView(r.buf.buffer, r.buf.byteOffset + r.pos, 8);
       r.pos += 8;
       return view.getFloat64(0, true);
@@ -369,7 +394,7 @@ function read(r: Reader, depth: number): unknown {
     case Tag.Array: {
       if (depth >= MAX_DEPTH) r.fail("nesting too deep");
       const n = r.varint();
-      if (n > r.buf.length - r.pos) r.fail(`array of ${n} items beyond the end`);
+      if (n > r.end - r.pos) r.fail(`array of ${n} items beyond the end`);
       const items = new Array<unknown>(n);
       for (let i = 0; i < n; i++) items[i] = read(r, depth + 1);
       return items;
@@ -377,7 +402,7 @@ function read(r: Reader, depth: number): unknown {
     case Tag.Object: {
       if (depth >= MAX_DEPTH) r.fail("nesting too deep");
       const n = r.varint();
-      if (n > r.buf.length - r.pos) r.fail(`object of ${n} fields beyond the end`);
+      if (n > r.end - r.pos) r.fail(`object of ${n} fields beyond the end`);
       const object: Record<string, unknown> = {};
       for (let i = 0; i < n; i++) {
         const key = r.string();
@@ -392,20 +417,26 @@ function read(r: Reader, depth: number): unknown {
   }
 }
 
-/** Decodes one value; the whole buffer must be consumed. @throws InvalidError if malformed. */
-export function decodeValue(bytes: Uint8Array): unknown {
-  // Decoding runs no user code, so one reader serves every call.
+const empty = new Uint8Array(0);
+/** Decoding runs no user code, so one reader serves every call. */
+const reader = new Reader();
+
+/** @internal Decodes the value in bytes `[start, end)` of `buf`, all of which it must consume. @throws InvalidError if malformed. */
+export function decodeValueIn(buf: Uint8Array, start: number, end: number): unknown {
   const r = reader;
-  r.buf = bytes;
-  r.pos = 0;
+  r.buf = buf;
+  r.pos = start;
+  r.end = end;
   try {
     const value = read(r, 0);
-    if (r.pos !== bytes.length) r.fail("trailing bytes");
+    if (r.pos !== end) r.fail("trailing bytes");
     return value;
   } finally {
     r.buf = empty;
   }
 }
 
-const empty = new Uint8Array(0);
-const reader = new Reader(empty);
+/** Decodes one value; the whole buffer must be consumed. @throws InvalidError if malformed. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  return decodeValueIn(bytes, 0, bytes.length);
+}

@@ -21,18 +21,11 @@ import {
   type WatchRequest,
   InvalidError,
 } from "@atomix-ts/core";
-import { decodeValue, encodeValue } from "./codec.js";
-import {
-  FRAME_OVERHEAD_BYTES,
-  runtimeService,
-  type ClientBatch,
-  type ClientFrame,
-  type ServerBatch,
-  type ServerFrame,
-  type WireRef,
-} from "./protocol.js";
+import { decodeValue, decodeValueIn, encodeValue } from "./codec.js";
+import { FRAME_OVERHEAD_BYTES, runtimeService } from "./protocol.js";
 import { Status, errorOfStatus } from "./status.js";
 import { unreachable } from "./address.js";
+import { ClientBatchWriter, encodeClientBatch, readServerBatch, type ClientFrame, type ServerFrame, type ServerFrameVisitor } from "./wire.js";
 
 /** What a connection needs to know about the session an operation belongs to. */
 export interface SessionLink {
@@ -63,6 +56,7 @@ const enum OpState {
 }
 
 interface Op {
+  readonly kind: "op";
   id: number;
   readonly session: SessionLink;
   readonly ref: PrimitiveRef;
@@ -85,12 +79,17 @@ interface Op {
   graceTimer: NodeJS.Timeout | undefined;
 }
 
-type Outgoing = { op: Op } | { frame: ClientFrame; size: number };
+/** What waits to be sent: operations, other frames, and frames already encoded (held back by a full stream). */
+type Outgoing = Op | { readonly kind: "frame"; readonly frame: ClientFrame } | { readonly kind: "bytes"; readonly bytes: Uint8Array };
+
+/** Messages cross as bytes: the client encodes batches itself (`ClientBatchWriter`) and reads answers in place. */
+type Stream = grpc.ClientDuplexStream<Uint8Array, Buffer>;
+const passThrough = (bytes: Buffer): Buffer => bytes;
 
 const MAX_ID = 0xffff_ffff;
 
 export class Connection {
-  private stream: grpc.ClientDuplexStream<ClientBatch, ServerBatch> | undefined;
+  private stream: Stream | undefined;
   private ready = false;
   private generation = 0;
   private everConnected = false;
@@ -105,6 +104,11 @@ export class Connection {
   private readonly watches = new Map<number, RemoteWatch>();
   private nextOpId = 0;
   private nextWatchId = 0;
+  private readonly writer = new ClientBatchWriter();
+  private readonly visitor: ServerFrameVisitor = {
+    result: (id, buf, start, end) => this.receiveResult(id, buf, start, end),
+    frame: (frame) => this.receiveFrame(frame),
+  };
 
   constructor(private readonly options: ConnectionOptions) {
     this.backoffMs = options.minBackoffMs;
@@ -144,14 +148,16 @@ export class Connection {
     }
     const timeoutMs = options?.timeoutMs;
     return new Promise((resolve, reject) => {
+      const now = Date.now();
       const op: Op = {
+        kind: "op",
         id: 0,
         session,
         ref,
         opName: operation.op,
         payload,
-        deadlineAt: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
-        queuedAt: Date.now(),
+        deadlineAt: timeoutMs === undefined ? undefined : now + timeoutMs,
+        queuedAt: now,
         idempotent: false,
         cancellable: options?.signal !== undefined || timeoutMs !== undefined,
         state: OpState.Queued,
@@ -166,7 +172,7 @@ export class Connection {
         op.onAbort = () => this.giveUp(op, scope.signal.reason as Error);
         scope.signal.addEventListener("abort", op.onAbort, { once: true });
       }
-      this.enqueue({ op });
+      this.enqueue(op);
     });
   }
 
@@ -204,7 +210,7 @@ export class Connection {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.idleTimer);
     const error = new UnavailableError(`remote runtime for ${this.options.address} closed`);
-    for (const item of this.outbox) if ("op" in item) this.finish(item.op, undefined, error);
+    for (const item of this.outbox) if (item.kind === "op") this.finish(item, undefined, error);
     this.outbox = [];
     for (const op of [...this.inflight.values()]) this.finish(op, undefined, error);
     this.inflight.clear();
@@ -232,8 +238,10 @@ export class Connection {
 
   private enqueue(item: Outgoing): void {
     this.outbox.push(item);
-    clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
     if (this.stream === undefined && this.reconnectTimer === undefined) this.openStream();
     this.scheduleFlush();
   }
@@ -253,16 +261,14 @@ export class Connection {
     const stream = this.stream;
     if (stream === undefined || !this.ready || this.writeBlocked) return;
     const budget = this.options.maxMessageBytes - FRAME_OVERHEAD_BYTES;
-    let frames: ClientFrame[] = [];
-    let bytes = 0;
-    let index = 0;
+    const writer = this.writer;
+    const outbox = this.outbox;
     const now = Date.now();
-    for (; index < this.outbox.length; index++) {
-      const item = this.outbox[index]!;
-      let frame: ClientFrame;
-      let size: number;
-      if ("op" in item) {
-        const op = item.op;
+    for (let index = 0; index < outbox.length; index++) {
+      const item = outbox[index]!;
+      const mark = writer.size;
+      if (item.kind === "op") {
+        const op = item;
         if (op.state !== OpState.Queued) continue;
         if (op.session.signal.aborted) {
           this.finish(op, undefined, op.session.signal.reason as Error);
@@ -272,43 +278,31 @@ export class Connection {
         op.state = OpState.Sent;
         op.generation = this.generation;
         this.inflight.set(op.id, op);
-        frame = {
-          request: {
-            id: op.id,
-            sessionId: op.session.id,
-            ref: wireRef(op.ref),
-            operation: op.payload,
-            timeoutMs: op.deadlineAt === undefined ? null : Math.min(MAX_ID, Math.max(1, Math.ceil(op.deadlineAt - now))),
-            cancellable: op.cancellable,
-          },
-        };
-        size = op.payload.length + op.ref.name.length + op.session.id.length + 48;
+        const timeoutMs = op.deadlineAt === undefined ? undefined : Math.min(MAX_ID, Math.max(1, Math.ceil(op.deadlineAt - now)));
+        writer.request(op.id, op.session, op.ref, op.payload, timeoutMs, op.cancellable);
+      } else if (item.kind === "frame") {
+        writer.frame(item.frame);
       } else {
-        frame = item.frame;
-        size = item.size;
+        writer.raw(item.bytes);
       }
-      if (bytes + size > budget && frames.length > 0) {
-        if (!this.write(stream, frames)) {
-          index++;
-          this.outbox.splice(0, index);
-          // `frame` is already built (and its op registered): send it first after the drain.
-          this.outbox.unshift({ frame, size });
-          return;
-        }
-        frames = [];
-        bytes = 0;
+      // Over the limit: what came before this frame goes as one message, the frame starts the next.
+      if (writer.size > budget && mark > 0 && !this.write(stream, writer.take(mark))) {
+        // The stream asks to wait for 'drain': the frame (its op already registered) goes first then.
+        const held = writer.take();
+        writer.clear();
+        outbox.splice(0, index + 1, { kind: "bytes", bytes: held });
+        return;
       }
-      frames.push(frame);
-      bytes += size;
     }
     this.outbox = [];
-    if (frames.length > 0) this.write(stream, frames);
+    if (writer.size > 0) this.write(stream, writer.take());
+    writer.clear();
     this.armIdle();
   }
 
-  /** Writes one batch; false when the stream asks to wait for 'drain'. */
-  private write(stream: grpc.ClientDuplexStream<ClientBatch, ServerBatch>, frames: ClientFrame[]): boolean {
-    const ok = stream.write({ frames });
+  /** Writes one batch message; false when the stream asks to wait for 'drain'. */
+  private write(stream: Stream, message: Buffer): boolean {
+    const ok = stream.write(message);
     if (!ok) {
       this.writeBlocked = true;
       stream.once("drain", () => {
@@ -341,7 +335,7 @@ export class Connection {
       return;
     }
     if (op.generation === this.generation && this.ready) {
-      this.enqueue({ frame: { cancel: { id: op.id } }, size: 8 });
+      this.enqueue({ kind: "frame", frame: { cancel: { id: op.id } } });
     }
     op.graceTimer = setTimeout(() => {
       op.graceTimer = undefined;
@@ -364,7 +358,7 @@ export class Connection {
     op.state = OpState.Done;
     if (op.onAbort !== undefined) op.scope?.signal.removeEventListener("abort", op.onAbort);
     op.scope?.[Symbol.dispose]();
-    clearTimeout(op.graceTimer);
+    if (op.graceTimer !== undefined) clearTimeout(op.graceTimer);
     const settle = op.settle;
     op.settle = undefined;
     if (error === undefined && op.gaveUp !== undefined && this.releaseIfLockGrant(op, result)) error = op.gaveUp;
@@ -383,6 +377,7 @@ export class Connection {
     if (typeof version !== "bigint") return false;
     if (op.session.signal.aborted) return true;
     const unlock: Op = {
+      kind: "op",
       id: 0,
       session: op.session,
       ref: op.ref,
@@ -400,16 +395,13 @@ export class Connection {
       onAbort: undefined,
       graceTimer: undefined,
     };
-    this.enqueue({ op: unlock });
+    this.enqueue(unlock);
     return true;
   }
 
   /** @internal Sends a subscription (first time or after a reconnect). */
   subscribe(watch: RemoteWatch, encoded: Uint8Array): void {
-    this.enqueue({
-      frame: { subscribe: { watchId: watch.id, sessionId: watch.session.id, ref: wireRef(watch.ref), request: encoded } },
-      size: encoded.length + watch.ref.name.length + 64,
-    });
+    this.enqueue({ kind: "frame", frame: { subscribe: { watchId: watch.id, sessionId: watch.session.id, ref: watch.ref, request: encoded } } });
   }
 
   /** @internal A watch ended locally: tell the server (if it knows it) and forget it. */
@@ -417,7 +409,7 @@ export class Connection {
     if (this.watches.get(watch.id) !== watch) return;
     this.watches.delete(watch.id);
     if (this.stream !== undefined && this.ready && !this.closed) {
-      this.enqueue({ frame: { unsubscribe: { watchId: watch.id } }, size: 8 });
+      this.enqueue({ kind: "frame", frame: { unsubscribe: { watchId: watch.id } } });
     }
     this.armIdle();
   }
@@ -427,11 +419,10 @@ export class Connection {
   private openStream(): void {
     if (this.closed) return;
     const generation = ++this.generation;
-    const method = runtimeService.Connect;
-    const stream = this.options.client.makeBidiStreamRequest<ClientBatch, ServerBatch>(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
+    const stream: Stream = this.options.client.makeBidiStreamRequest<Uint8Array, Buffer>(
+      runtimeService.Connect.path,
+      encodeClientBatch,
+      passThrough,
       new grpc.Metadata(),
       {},
     );
@@ -455,8 +446,17 @@ export class Connection {
       this.scheduleFlush();
       if (reconnected) this.options.onReconnect();
     });
-    stream.on("data", (batch: ServerBatch) => {
-      if (this.stream === stream) this.receive(batch);
+    stream.on("data", (message: Buffer) => {
+      if (this.stream !== stream) return;
+      try {
+        readServerBatch(message, this.visitor);
+      } catch (error) {
+        // A message that is not a ServerBatch: nothing more on this stream can be trusted.
+        onBroken(error);
+        stream.cancel();
+        return;
+      }
+      this.armIdle();
     });
     stream.on("error", onBroken);
     stream.on("end", () => onBroken(new UnavailableError("the server ended the stream")));
@@ -478,12 +478,12 @@ export class Connection {
     for (const op of this.inflight.values()) {
       if (op.idempotent) {
         op.state = OpState.Queued;
-        retry.push({ op });
+        retry.push(op);
       } else this.finish(op, undefined, lost);
     }
     this.inflight.clear();
-    // Cancels and unsubscribes belong to the old stream; ops not yet sent stay queued.
-    this.outbox = [...retry, ...this.outbox.filter((item) => "op" in item && item.op.state === OpState.Queued)];
+    // Cancels, unsubscribes and frames held for 'drain' belong to the old stream; ops not yet sent stay queued.
+    this.outbox = [...retry, ...this.outbox.filter((item) => item.kind === "op" && item.state === OpState.Queued)];
     for (const watch of this.watches.values()) watch.streamLost();
     if (!wasReady) this.failWaiting(error);
     if (this.outbox.length > 0 || this.watches.size > 0) this.scheduleReconnect();
@@ -495,8 +495,8 @@ export class Connection {
     const now = Date.now();
     const keep: Outgoing[] = [];
     for (const item of this.outbox) {
-      if ("op" in item && !item.op.idempotent && now - item.op.queuedAt >= limit) {
-        this.finish(item.op, undefined, unreachable(this.options.address, cause));
+      if (item.kind === "op" && !item.idempotent && now - item.queuedAt >= limit) {
+        this.finish(item, undefined, unreachable(this.options.address, cause));
       } else keep.push(item);
     }
     this.outbox = keep;
@@ -535,30 +535,23 @@ export class Connection {
 
   /* --------------------------------- receiving -------------------------------- */
 
-  private receive(batch: ServerBatch): void {
-    for (const frame of batch.frames) {
-      try {
-        this.receiveFrame(frame);
-      } catch (error) {
-        // A frame we cannot decode fails what it was for, never the whole connection.
-        const id = frame.result?.id;
-        const op = id === undefined ? undefined : this.inflight.get(id);
-        if (op !== undefined) {
-          this.inflight.delete(op.id);
-          this.finish(op, undefined, AtomixError.from(error));
-        }
-      }
+  private receiveResult(id: number, buf: Buffer, start: number, end: number): void {
+    const op = this.inflight.get(id);
+    if (op === undefined) return;
+    this.inflight.delete(id);
+    let result: unknown;
+    try {
+      result = decodeValueIn(buf, start, end);
+    } catch (error) {
+      // A payload we cannot decode fails what it was for, never the whole connection.
+      this.finish(op, undefined, AtomixError.from(error));
+      return;
     }
-    this.armIdle();
+    this.finish(op, result, undefined);
   }
 
   private receiveFrame(frame: ServerFrame): void {
-    if (frame.result != null) {
-      const op = this.inflight.get(frame.result.id);
-      if (op === undefined) return;
-      this.inflight.delete(op.id);
-      this.finish(op, decodeValue(frame.result.result), undefined);
-    } else if (frame.failure != null) {
+    if (frame.failure != null) {
       const { id, code, message } = frame.failure;
       const op = this.inflight.get(id);
       if (op === undefined) return;
@@ -567,12 +560,27 @@ export class Connection {
       this.finish(op, undefined, aborted ? op.gaveUp : errorOfStatus(code, message));
     } else if (frame.watchStarted != null) {
       const { watchId, startVersion } = frame.watchStarted;
-      this.watches.get(watchId)?.onStarted(startVersion === "" ? undefined : BigInt(startVersion));
+      const watch = this.watches.get(watchId);
+      if (watch === undefined) return;
+      if (startVersion !== "" && !/^\d+$/.test(startVersion)) {
+        this.unsubscribe(watch);
+        watch.fail(new InvalidError(`the server reported an invalid start version ${JSON.stringify(startVersion)}`));
+        return;
+      }
+      watch.onStarted(startVersion === "" ? undefined : BigInt(startVersion));
     } else if (frame.watchEvents != null) {
       const watch = this.watches.get(frame.watchEvents.watchId);
       if (watch === undefined) return;
-      const events = decodeValue(frame.watchEvents.events);
-      if (!Array.isArray(events)) throw new InvalidError("watch events payload is not an array");
+      let events: unknown;
+      try {
+        events = decodeValue(frame.watchEvents.events);
+        if (!Array.isArray(events)) throw new InvalidError("watch events payload is not an array");
+      } catch (error) {
+        // Events we cannot read would leave a gap: the watch fails (its consumer resumes from the last version).
+        this.unsubscribe(watch);
+        watch.fail(AtomixError.from(error));
+        return;
+      }
       watch.onEvents(events as RuntimeEvent<PrimitiveType>[]);
     } else if (frame.watchEnded != null) {
       const { watchId, code, message } = frame.watchEnded;
@@ -583,10 +591,6 @@ export class Connection {
       else watch.fail(errorOfStatus(code, message));
     }
   }
-}
-
-function wireRef(ref: PrimitiveRef): WireRef {
-  return { type: ref.type, name: ref.name, tags: ref.tags === undefined ? null : [...ref.tags] };
 }
 
 /**

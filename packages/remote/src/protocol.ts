@@ -1,12 +1,22 @@
 /**
- * The envelopes of `proto/atomix/runtime/v1/runtime.proto`, loaded with protobufjs, as TypeScript
- * types and grpc-js service definitions shared by the remote client and the server. Messages
- * are encoded from plain objects and decoded into protobufjs message objects (no second
- * conversion pass): absent message fields read as `null`, absent scalars as their zero value.
+ * The envelopes of `proto/atomix/runtime/v1/runtime.proto` as TypeScript types and grpc-js
+ * service definitions shared by the remote client and the server. The session service's
+ * messages are encoded by protobufjs from the .proto (decoded into protobufjs message objects:
+ * absent message fields read as `null`, absent scalars as their zero value); the Connect
+ * stream's batches, which carry every operation, by the hand-written codec in `wire.ts` (same
+ * bytes, same decoded shapes).
  */
 import { fileURLToPath } from "node:url";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
+import {
+  decodeClientBatch,
+  decodeServerBatch,
+  encodeClientBatch,
+  encodeServerBatch,
+  type ClientBatch,
+  type ServerBatch,
+} from "./wire.js";
 
 /** Where the `.proto` files live (for tools and other front-ends). */
 export const protoRoot: string = fileURLToPath(new URL("../proto", import.meta.url));
@@ -14,79 +24,22 @@ export const runtimeProtoPath: string = fileURLToPath(new URL("../proto/atomix/r
 
 const root = new protobuf.Root().loadSync(runtimeProtoPath);
 
-export interface WireRef {
-  type: string;
-  name: string;
-  tags?: string[] | null;
-}
-export interface WireRequest {
-  id: number;
-  sessionId: string;
-  ref: WireRef | null;
-  /** Tagged operation object. */
-  operation: Uint8Array;
-  timeoutMs?: number | null;
-  /** The client may cancel it (its caller gave a signal or a timeout). */
-  cancellable?: boolean;
-}
-export interface WireCancel {
-  id: number;
-}
-export interface WireSubscribe {
-  watchId: number;
-  sessionId: string;
-  ref: WireRef | null;
-  /** Tagged WatchRequest. */
-  request: Uint8Array;
-}
-export interface WireUnsubscribe {
-  watchId: number;
-}
-export interface ClientFrame {
-  request?: WireRequest | null;
-  cancel?: WireCancel | null;
-  subscribe?: WireSubscribe | null;
-  unsubscribe?: WireUnsubscribe | null;
-}
-export interface ClientBatch {
-  frames: ClientFrame[];
-}
-
-export interface WireResult {
-  id: number;
-  /** Tagged result object. */
-  result: Uint8Array;
-}
-export interface WireFailure {
-  id: number;
-  code: number;
-  message: string;
-}
-export interface WireWatchStarted {
-  watchId: number;
-  /** Decimal version, or empty when the store does not report one. */
-  startVersion: string;
-}
-export interface WireWatchEvents {
-  watchId: number;
-  /** Tagged array of events. */
-  events: Uint8Array;
-}
-export interface WireWatchEnded {
-  watchId: number;
-  code: number;
-  message: string;
-}
-export interface ServerFrame {
-  result?: WireResult | null;
-  failure?: WireFailure | null;
-  watchStarted?: WireWatchStarted | null;
-  watchEvents?: WireWatchEvents | null;
-  watchEnded?: WireWatchEnded | null;
-}
-export interface ServerBatch {
-  frames: ServerFrame[];
-}
+export type {
+  WireRef,
+  WireRequest,
+  WireCancel,
+  WireSubscribe,
+  WireUnsubscribe,
+  ClientFrame,
+  ClientBatch,
+  WireResult,
+  WireFailure,
+  WireWatchStarted,
+  WireWatchEvents,
+  WireWatchEnded,
+  ServerFrame,
+  ServerBatch,
+} from "./wire.js";
 
 export interface OpenSessionRequest {
   ttlMs: number;
@@ -114,19 +67,13 @@ function codec<T extends object>(name: string): { serialize: (value: T) => Buffe
   };
 }
 
-function method<Req extends object, Res extends object>(
-  service: string,
-  name: string,
-  request: string,
-  response: string,
-  streaming: boolean,
-): MethodDefinition<Req, Res> {
+function method<Req extends object, Res extends object>(service: string, name: string, request: string, response: string): MethodDefinition<Req, Res> {
   const req = codec<Req>(request);
   const res = codec<Res>(response);
   return {
     path: `/atomix.runtime.v1.${service}/${name}`,
-    requestStream: streaming,
-    responseStream: streaming,
+    requestStream: false,
+    responseStream: false,
     requestSerialize: req.serialize,
     requestDeserialize: req.deserialize,
     responseSerialize: res.serialize,
@@ -139,18 +86,31 @@ export interface SessionServiceDefinition extends ServiceDefinition {
   KeepAlive: MethodDefinition<SessionIdRequest, KeepAliveResponse>;
   Close: MethodDefinition<SessionIdRequest, Empty>;
 }
+/** Connect: either side may also write a batch it has already encoded (bytes pass through). */
+export interface ConnectMethodDefinition extends MethodDefinition<ClientBatch, ServerBatch> {
+  requestSerialize: (value: ClientBatch | Uint8Array) => Buffer;
+  responseSerialize: (value: ServerBatch | Uint8Array) => Buffer;
+}
 export interface RuntimeServiceDefinition extends ServiceDefinition {
-  Connect: MethodDefinition<ClientBatch, ServerBatch>;
+  Connect: ConnectMethodDefinition;
 }
 
 export const sessionService: SessionServiceDefinition = {
-  Open: method("SessionService", "Open", "OpenSessionRequest", "OpenSessionResponse", false),
-  KeepAlive: method("SessionService", "KeepAlive", "KeepAliveRequest", "KeepAliveResponse", false),
-  Close: method("SessionService", "Close", "CloseSessionRequest", "CloseSessionResponse", false),
+  Open: method("SessionService", "Open", "OpenSessionRequest", "OpenSessionResponse"),
+  KeepAlive: method("SessionService", "KeepAlive", "KeepAliveRequest", "KeepAliveResponse"),
+  Close: method("SessionService", "Close", "CloseSessionRequest", "CloseSessionResponse"),
 };
 
 export const runtimeService: RuntimeServiceDefinition = {
-  Connect: method("RuntimeService", "Connect", "ClientBatch", "ServerBatch", true),
+  Connect: {
+    path: "/atomix.runtime.v1.RuntimeService/Connect",
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encodeClientBatch,
+    requestDeserialize: decodeClientBatch,
+    responseSerialize: encodeServerBatch,
+    responseDeserialize: decodeServerBatch,
+  },
 };
 
 /** The default message size limit, both directions (grpc-js's own default receive limit). */

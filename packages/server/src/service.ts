@@ -21,7 +21,10 @@ import {
 import {
   FRAME_OVERHEAD_BYTES,
   Status,
+  concatFrames,
   decodeValue,
+  encodeResultFrame,
+  encodeServerFrame,
   encodeValue,
   statusOf,
   type ClientBatch,
@@ -81,7 +84,7 @@ export function sessionServiceHandlers(context: ServiceContext): grpc.UntypedSer
 
 /** The RuntimeService handler: one `StreamHandler` per Connect stream. */
 export function runtimeServiceHandlers(context: ServiceContext): grpc.UntypedServiceImplementation {
-  const connect: grpc.handleBidiStreamingCall<ClientBatch, ServerBatch> = (call) => {
+  const connect: grpc.handleBidiStreamingCall<ClientBatch, ServerBatch | Uint8Array> = (call) => {
     if (context.shuttingDown) {
       call.emit("error", { code: Status.UNAVAILABLE, details: "the server is shutting down" });
       return;
@@ -142,7 +145,8 @@ interface Served {
   stop: { status: WireStatus | undefined } | undefined;
 }
 
-type Outgoing = { frame: ServerFrame; size: number } | { watch: Served };
+/** Frames to send: results already encoded (the hot path), other frames, watches with events pending. */
+type Outgoing = Uint8Array | { frame: ServerFrame } | { watch: Served };
 
 /** One Connect stream: requests, cancels and watches multiplexed, answers batched per tick. */
 export class StreamHandler {
@@ -163,7 +167,7 @@ export class StreamHandler {
   private readonly streamOptions = { signal: this.ended.signal };
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<ClientBatch, ServerBatch>,
+    private readonly call: grpc.ServerDuplexStream<ClientBatch, ServerBatch | Uint8Array>,
     private readonly context: ServiceContext,
   ) {}
 
@@ -300,15 +304,15 @@ export class StreamHandler {
           if (session !== undefined) releaseGrant(session, ref, operation, result);
           return;
         }
-        let payload: Uint8Array;
+        let frame: Uint8Array;
         try {
-          payload = encodeValue(result);
-          this.checkSize(payload.length, "result");
+          frame = encodeResultFrame(id, result);
+          this.checkSize(frame.length, "result");
         } catch (error) {
           this.fail(id, statusOf(error));
           return;
         }
-        this.push({ frame: { result: { id, result: payload } }, size: payload.length + 16 });
+        this.push(frame);
       },
       (error: unknown) => {
         this.settled(id, timer);
@@ -328,7 +332,7 @@ export class StreamHandler {
 
   private fail(id: number, status: WireStatus): void {
     if (this.closed) return;
-    this.push({ frame: { failure: { id, code: status.code, message: status.message } }, size: status.message.length + 24 });
+    this.push({ frame: { failure: { id, code: status.code, message: status.message } } });
   }
 
   private checkSize(bytes: number, what: string): void {
@@ -374,7 +378,7 @@ export class StreamHandler {
       if (served.stop.status !== undefined) this.watchEnded(id, served.stop.status);
       return;
     }
-    this.push({ frame: { watchStarted: { watchId: id, startVersion: stream.startVersion?.toString() ?? "" } }, size: 32 });
+    this.push({ frame: { watchStarted: { watchId: id, startVersion: stream.startVersion?.toString() ?? "" } } });
     await this.pump(served, stream);
   }
 
@@ -410,7 +414,7 @@ export class StreamHandler {
 
   private watchEnded(id: number, status: WireStatus): void {
     if (this.closed) return;
-    this.push({ frame: { watchEnded: { watchId: id, code: status.code, message: status.message } }, size: status.message.length + 24 });
+    this.push({ frame: { watchEnded: { watchId: id, code: status.code, message: status.message } } });
   }
 
   /* -------------------------------------- sending ------------------------------------ */
@@ -430,24 +434,25 @@ export class StreamHandler {
   private flush(): void {
     if (this.closed || this.blocked) return;
     const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
-    let frames: ServerFrame[] = [];
+    // Frames go out as bytes: a batch message is its frames' bytes one after another.
+    let pieces: Uint8Array[] = [];
     let bytes = 0;
     let index = 0;
-    const emit = (frame: ServerFrame, size: number): boolean => {
-      if (bytes + size > budget && frames.length > 0) {
-        const ok = this.call.write({ frames });
-        frames = [];
+    const emit = (piece: Uint8Array): boolean => {
+      if (bytes + piece.length > budget && pieces.length > 0) {
+        const ok = this.call.write(concatFrames(pieces, bytes));
+        pieces = [];
         bytes = 0;
         if (!ok) this.blocked = true;
       }
-      frames.push(frame);
-      bytes += size;
+      pieces.push(piece);
+      bytes += piece.length;
       return !this.blocked;
     };
     for (; index < this.out.length; index++) {
       const item = this.out[index]!;
-      if ("frame" in item) {
-        if (!emit(item.frame, item.size)) {
+      if (item instanceof Uint8Array || "frame" in item) {
+        if (!emit(item instanceof Uint8Array ? item : encodeServerFrame(item.frame))) {
           index++;
           break;
         }
@@ -457,26 +462,26 @@ export class StreamHandler {
       const events = served.pending;
       served.pending = [];
       let ok = true;
-      for (const [payload, size] of this.encodeEvents(served, events)) {
-        ok = emit({ watchEvents: { watchId: served.id, events: payload } }, size) && ok;
+      for (const payload of this.encodeEvents(served, events)) {
+        ok = emit(encodeServerFrame({ watchEvents: { watchId: served.id, events: payload } })) && ok;
       }
       if (!ok) {
         index++;
         break;
       }
     }
-    this.out = this.out.slice(index);
+    this.out = index === this.out.length ? [] : this.out.slice(index);
     // Whatever is left waits for 'drain', which flushes again.
-    if (frames.length > 0 && !this.call.write({ frames })) this.blocked = true;
+    if (pieces.length > 0 && !this.call.write(concatFrames(pieces, bytes))) this.blocked = true;
   }
 
   /** Encodes events in as few payloads as fit the size limit. */
-  private *encodeEvents(served: Served, events: RuntimeEvent<PrimitiveType>[]): Generator<[Uint8Array, number]> {
+  private *encodeEvents(served: Served, events: RuntimeEvent<PrimitiveType>[]): Generator<Uint8Array> {
     if (events.length === 0) return;
     const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
     const payload = encodeValue(events);
     if (payload.length <= budget) {
-      yield [payload, payload.length + 16];
+      yield payload;
       return;
     }
     if (events.length === 1) {

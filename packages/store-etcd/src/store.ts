@@ -6,6 +6,7 @@
  * no state of its own.
  */
 import {
+  validateWatchRequest,
   createSessionController,
   AtomixError,
   InvalidError,
@@ -299,18 +300,6 @@ export class EtcdStore implements Runtime {
   }
 }
 
-function validateWatchRequest(request: WatchRequest): void {
-  if (typeof request !== "object" || request === null) throw new InvalidError("watch request must be an object");
-  const { fromVersion, key, prefix, bufferSize } = request;
-  if (fromVersion !== undefined && (typeof fromVersion !== "bigint" || fromVersion < 0n)) {
-    throw new InvalidError("fromVersion must be a non-negative bigint");
-  }
-  if (key !== undefined && typeof key !== "string") throw new InvalidError("key filter must be a string");
-  if (prefix !== undefined && typeof prefix !== "string") throw new InvalidError("prefix filter must be a string");
-  if (bufferSize !== undefined && (!Number.isSafeInteger(bufferSize) || bufferSize <= 0)) {
-    throw new InvalidError("bufferSize must be a positive integer");
-  }
-}
 
 /** A session's view of the store. */
 class EtcdSession implements RuntimeSession {

@@ -35,6 +35,7 @@ import { LockMachine } from "../machines/lock.js";
 import { createMachine, restoreMachine } from "../machines/registry.js";
 import { PENDING, type MachineContext, type StateMachine } from "../machines/machine.js";
 import { validateName, validateRef } from "../names.js";
+import { validateWatchRequest } from "../validation.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { createSessionController } from "../util/session-controller.js";
 import { systemClock, type Clock, type TimerHandle } from "../util/clock.js";
@@ -806,18 +807,6 @@ function streamOf<T extends PrimitiveType>(queue: AsyncQueue<RuntimeEvent<T>>, s
   };
 }
 
-function validateWatchRequest(request: WatchRequest): void {
-  if (typeof request !== "object" || request === null) throw new InvalidError("watch request must be an object");
-  const { fromVersion, key, prefix, bufferSize } = request;
-  if (fromVersion !== undefined && (typeof fromVersion !== "bigint" || fromVersion < 0n)) {
-    throw new InvalidError("fromVersion must be a non-negative bigint");
-  }
-  if (key !== undefined && typeof key !== "string") throw new InvalidError("key filter must be a string");
-  if (prefix !== undefined && typeof prefix !== "string") throw new InvalidError("prefix filter must be a string");
-  if (bufferSize !== undefined && (!Number.isSafeInteger(bufferSize) || bufferSize <= 0)) {
-    throw new InvalidError("bufferSize must be a positive integer");
-  }
-}
 
 /** A session's view of the store. */
 class MemorySession implements RuntimeSession {
