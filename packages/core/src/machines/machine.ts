@@ -22,7 +22,10 @@ export interface MachineContext<T extends PrimitiveType> {
   readonly now: number;
   /** The session issuing the input (empty for timers and expiry). */
   readonly session: string;
-  /** Unique id of this request, used to complete it later if it returns PENDING. */
+  /**
+   * Unique id of this request, used to complete it later if it returns PENDING. Only machines
+   * that hold state for sessions (locks, elections) get one; for the others it is empty.
+   */
   readonly requestId: string;
   /** Publishes an event stamped with the machine's current version. */
   emit(event: PrimitiveEvent<T>): void;

@@ -617,7 +617,8 @@ export class MemoryStore implements Runtime {
       return Promise.reject(AtomixError.from(error));
     }
     if (hosted.sessionBound) state.touched.add(hosted);
-    const requestId = this.nextRequestId();
+    // Only machines that park requests (locks) ever read a request id; the rest get none.
+    const requestId = hosted.sessionBound ? this.nextRequestId() : "";
     let result: unknown;
     try {
       const { type, name } = hosted.ref;

@@ -2,6 +2,11 @@ import type { CallOptions, CounterEvent as RawCounterEvent, RuntimeEvent } from 
 import { Primitive, type FencedOptions } from "./primitive.js";
 import type { EventMeta, Watch, WatchOptions } from "../watch.js";
 
+// The counter's operations are the embedded hot path: a `.then` with a shared projection
+// costs less than an async function around an await.
+const valueOf = (result: { value: bigint }): bigint => result.value;
+const prevOf = (result: { prev: bigint }): bigint => result.prev;
+
 /** A change of a counter's value. */
 export type CounterEvent = RawCounterEvent & EventMeta;
 
@@ -11,23 +16,23 @@ export type CounterEvent = RawCounterEvent & EventMeta;
  */
 export class Counter extends Primitive<"counter"> {
   /** The current value (0n if never set). */
-  async get(options?: CallOptions): Promise<bigint> {
-    return (await this.exec({ op: "get" }, options)).value;
+  get(options?: CallOptions): Promise<bigint> {
+    return this.exec({ op: "get" }, options).then(valueOf);
   }
 
   /** Sets the value; returns the previous one. */
-  async set(value: bigint, options?: FencedOptions): Promise<bigint> {
-    return (await this.exec({ op: "set", value }, options)).prev;
+  set(value: bigint, options?: FencedOptions): Promise<bigint> {
+    return this.exec({ op: "set", value }, options).then(prevOf);
   }
 
   /** Adds `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
-  async increment(delta = 1n, options?: FencedOptions): Promise<bigint> {
-    return (await this.exec({ op: "increment", delta }, options)).value;
+  increment(delta = 1n, options?: FencedOptions): Promise<bigint> {
+    return this.exec({ op: "increment", delta }, options).then(valueOf);
   }
 
   /** Subtracts `delta` (default 1n); returns the new value. @throws InvalidError on overflow. */
-  async decrement(delta = 1n, options?: FencedOptions): Promise<bigint> {
-    return (await this.exec({ op: "decrement", delta }, options)).value;
+  decrement(delta = 1n, options?: FencedOptions): Promise<bigint> {
+    return this.exec({ op: "decrement", delta }, options).then(valueOf);
   }
 
   /** Sets `update` only if the value is `expect`; returns whether it did. */
