@@ -114,7 +114,7 @@ export class ByteWriter {
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
     this.reserve(n);
-    if (n <= 32) {
+    if (n <= 64) {
       const buf = this.buf;
       let at = this.pos;
       for (let i = 0; i < n; i++) buf[at++] = bytes[i]!;
@@ -201,16 +201,26 @@ function write(w: ByteWriter, value: unknown, depth: number): void {
     throw new InvalidError(`cannot encode a ${(value as object).constructor?.name ?? "non-plain object"} on the wire`);
   }
   const record = value as Record<string, unknown>;
-  let count = 0;
-  for (const key in record) if (record[key] !== undefined) count++;
   w.byte(Tag.Object);
-  w.varint(count);
+  // One pass: the field count (undefined fields are left out) is patched in after the fields.
+  w.reserve(1);
+  const at = w.pos++;
+  let count = 0;
   for (const key in record) {
     const field = record[key];
     if (field === undefined) continue;
     w.string(key);
     write(w, field, depth + 1);
+    count++;
   }
+  if (count < 0x80) {
+    w.buf[at] = count;
+    return;
+  }
+  const fields = w.copy(at + 1, w.pos);
+  w.pos = at;
+  w.varint(count);
+  w.raw(fields);
 }
 
 /** Reused by every encode; results are copied out. */

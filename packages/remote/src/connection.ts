@@ -72,8 +72,9 @@ interface Op {
   generation: number;
   /** The caller's reason for giving up, once it has. */
   gaveUp: Error | undefined;
-  /** Present while the caller awaits the answer. */
-  settle: { resolve(value: unknown): void; reject(error: Error): void } | undefined;
+  /** Present while the caller awaits the answer (both or neither). */
+  resolve: ((value: unknown) => void) | undefined;
+  reject: ((error: Error) => void) | undefined;
   scope: CallScope | undefined;
   onAbort: (() => void) | undefined;
   graceTimer: NodeJS.Timeout | undefined;
@@ -163,7 +164,8 @@ export class Connection {
         state: OpState.Queued,
         generation: 0,
         gaveUp: undefined,
-        settle: { resolve, reject },
+        resolve,
+        reject,
         scope,
         onAbort: undefined,
         graceTimer: undefined,
@@ -339,11 +341,12 @@ export class Connection {
     }
     op.graceTimer = setTimeout(() => {
       op.graceTimer = undefined;
-      const settle = op.settle;
-      if (settle === undefined) return;
-      op.settle = undefined;
+      const reject = op.reject;
+      if (reject === undefined) return;
+      op.resolve = undefined;
+      op.reject = undefined;
       // Stays in flight: a late lock grant is still released when it arrives.
-      settle.reject(
+      reject(
         new UnavailableError(
           `${reason.message}; the server at ${this.options.address} did not confirm the cancellation within ` +
             `${this.options.cancelGraceMs} ms, so the operation may have been applied`,
@@ -359,15 +362,16 @@ export class Connection {
     if (op.onAbort !== undefined) op.scope?.signal.removeEventListener("abort", op.onAbort);
     op.scope?.[Symbol.dispose]();
     if (op.graceTimer !== undefined) clearTimeout(op.graceTimer);
-    const settle = op.settle;
-    op.settle = undefined;
+    const { resolve, reject } = op;
+    op.resolve = undefined;
+    op.reject = undefined;
     if (error === undefined && op.gaveUp !== undefined && this.releaseIfLockGrant(op, result)) error = op.gaveUp;
-    if (settle === undefined) {
+    if (resolve === undefined || reject === undefined) {
       if (error === undefined) this.releaseIfLockGrant(op, result);
       return;
     }
-    if (error !== undefined) settle.reject(error);
-    else settle.resolve(result);
+    if (error !== undefined) reject(error);
+    else resolve(result);
   }
 
   /** A lock granted to a caller that already gave up is released, never leaked. */
@@ -390,7 +394,8 @@ export class Connection {
       state: OpState.Queued,
       generation: 0,
       gaveUp: undefined,
-      settle: undefined,
+      resolve: undefined,
+      reject: undefined,
       scope: undefined,
       onAbort: undefined,
       graceTimer: undefined,

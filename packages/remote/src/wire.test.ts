@@ -18,6 +18,7 @@ import {
   readServerBatch,
   type ClientBatch,
   type ServerBatch,
+  type WireRequest,
 } from "./wire.js";
 
 const root = new protobuf.Root().loadSync(runtimeProtoPath);
@@ -141,6 +142,22 @@ describe("Connect wire codec", () => {
       viaProtobufjs(ClientBatchType, second),
       plain(ClientBatchType, { frames: [request(2, 250, true), { cancel: { id: 1 } }] }),
     );
+  });
+
+  it("reads the session and ref each request names, shared when a request repeats the previous one's", () => {
+    const payload = encodeValue({ op: "get" });
+    const req = (id: number, sessionId: string, name: string): { request: WireRequest } => ({
+      request: { id, sessionId, ref: { type: "counter", name }, operation: payload },
+    });
+    const frames = [req(1, "a", "x"), req(2, "a", "x"), req(3, "b", "x"), req(4, "b", "y"), req(5, "a", "x"), req(6, "ab", "xy")];
+    const decoded = decodeClientBatch(encodeClientBatch({ frames })).frames.map((f) => f.request!);
+    assert.deepStrictEqual(
+      decoded.map((r) => [r.id, r.sessionId, r.ref?.name]),
+      [[1, "a", "x"], [2, "a", "x"], [3, "b", "x"], [4, "b", "y"], [5, "a", "x"], [6, "ab", "xy"]],
+    );
+    assert.equal(decoded[0]!.ref, decoded[1]!.ref);
+    assert.ok(Object.isFrozen(decoded[0]!.ref));
+    assert.notEqual(decoded[3]!.ref, decoded[4]!.ref);
   });
 
   it("skips unknown fields and lets the last oneof member win", () => {

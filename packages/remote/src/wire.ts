@@ -406,6 +406,16 @@ class ProtoReader {
   id = 0;
   bodyStart = 0;
   bodyEnd = 0;
+  /**
+   * The last request's session id and ref, and where their bytes lay: the requests of a batch
+   * mostly repeat them, and comparing bytes is cheaper than decoding them again.
+   */
+  sessionAt = 0;
+  sessionLength = -1;
+  session = "";
+  refAt = 0;
+  refLength = -1;
+  ref: WireRef | null = null;
 
   constructor(bytes: Uint8Array) {
     this.buf = asBuffer(bytes);
@@ -480,6 +490,13 @@ class ProtoReader {
   }
 }
 
+/** Whether the `n` bytes at `at` equal the `length` bytes at `from`. */
+function sameBytes(buf: Buffer, from: number, length: number, at: number, n: number): boolean {
+  if (length !== n) return false;
+  for (let i = 0; i < n; i++) if (buf[from + i] !== buf[at + i]) return false;
+  return true;
+}
+
 function readRef(r: ProtoReader, end: number): WireRef {
   let type = "";
   let name = "";
@@ -492,7 +509,7 @@ function readRef(r: ProtoReader, end: number): WireRef {
     else r.skip(key, end);
   }
   r.close(end);
-  return { type, name, tags };
+  return { type, name, tags: tags === null ? null : Object.freeze(tags) };
 }
 
 function readRequest(r: ProtoReader, end: number): WireRequest {
@@ -503,12 +520,28 @@ function readRequest(r: ProtoReader, end: number): WireRequest {
       case K1_VARINT:
         request.id = r.uint32();
         break;
-      case K2_LEN:
-        request.sessionId = r.string(end);
+      case K2_LEN: {
+        const n = r.length(end);
+        if (!sameBytes(r.buf, r.sessionAt, r.sessionLength, r.pos, n)) {
+          r.sessionAt = r.pos;
+          r.sessionLength = n;
+          r.session = internAscii(r.buf, r.pos, n) ?? r.buf.toString("utf8", r.pos, r.pos + n);
+        }
+        request.sessionId = r.session;
+        r.pos += n;
         break;
+      }
       case K3_LEN: {
         const n = r.length(end);
-        request.ref = readRef(r, r.pos + n);
+        if (sameBytes(r.buf, r.refAt, r.refLength, r.pos, n)) {
+          r.pos += n;
+        } else {
+          r.refAt = r.pos;
+          r.refLength = n;
+          // Shared by the requests that repeat it: frozen.
+          r.ref = Object.freeze(readRef(r, r.pos + n));
+        }
+        request.ref = r.ref;
         break;
       }
       case K4_LEN:

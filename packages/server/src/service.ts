@@ -8,7 +8,6 @@ import * as grpc from "@grpc/grpc-js";
 import {
   CanceledError,
   InvalidError,
-  TimeoutError,
   UnavailableError,
   type EventStream,
   type Operation,
@@ -111,8 +110,21 @@ class RefCache {
   /** type → name → tags key ("" without tags) → ref. */
   private readonly byType = new Map<string, Map<string, Map<string, PrimitiveRef>>>();
   private size = 0;
+  /** The decoder hands the requests of a batch that name the same primitive one (frozen) wire ref. */
+  private lastWire: WireRef | undefined;
+  private lastRef: PrimitiveRef | undefined;
 
   get(wire: WireRef | null | undefined): PrimitiveRef {
+    if (wire === this.lastWire && this.lastRef !== undefined) return this.lastRef;
+    const ref = this.lookup(wire);
+    if (wire != null && Object.isFrozen(wire)) {
+      this.lastWire = wire;
+      this.lastRef = ref;
+    }
+    return ref;
+  }
+
+  private lookup(wire: WireRef | null | undefined): PrimitiveRef {
     if (wire == null) throw new InvalidError("a primitive reference is required");
     const tags = wire.tags;
     const tagsKey = tags == null || tags.length === 0 ? "" : JSON.stringify(tags);
@@ -126,8 +138,8 @@ class RefCache {
       byName = undefined;
       byTags = undefined;
     }
-    if (byName === undefined) this.byType.set(wire.type, (byName = new Map()));
-    if (byTags === undefined) byName.set(wire.name, (byTags = new Map()));
+    if (byName === undefined) this.byType.set(wire.type, (byName = new Map<string, Map<string, PrimitiveRef>>()));
+    if (byTags === undefined) byName.set(wire.name, (byTags = new Map<string, PrimitiveRef>()));
     const ref = Object.freeze(refOf(wire));
     byTags.set(tagsKey, ref);
     this.size++;
@@ -273,16 +285,17 @@ export class StreamHandler {
       this.fail(id, statusOf(error));
       return;
     }
-    const timeoutMs = request.timeoutMs;
-    // Most operations can only be aborted by the stream ending: they share its signal, sparing
-    // a controller (and the store a linked one) per operation.
-    const controller = request.cancellable === true || timeoutMs != null ? new AbortController() : undefined;
+    // Most operations can only be aborted by the stream ending: they share its signal, sparing a
+    // controller (and the store a linked one) per operation. Only one the client may cancel gets
+    // a controller of its own. A deadline goes to the runtime as `timeoutMs`: it arms a timer
+    // only for a request that waits, and most apply at once.
+    const timeoutMs = request.timeoutMs ?? undefined;
+    const controller = request.cancellable === true ? new AbortController() : undefined;
     this.inflight.set(id, controller);
-    const timer =
-      controller === undefined || timeoutMs == null
-        ? undefined
-        : setTimeout(() => controller.abort(new TimeoutError(`operation timed out after ${timeoutMs} ms`)), timeoutMs);
-    const options = controller === undefined ? this.streamOptions : { signal: controller.signal };
+    const options =
+      controller === undefined && timeoutMs === undefined
+        ? this.streamOptions
+        : { signal: controller?.signal ?? this.ended.signal, timeoutMs };
     const known = this.context.sessions.get(request.sessionId);
     let run: Promise<unknown>;
     let session: RuntimeSession | undefined = known;
@@ -299,7 +312,7 @@ export class StreamHandler {
     }
     run.then(
       (result) => {
-        this.settled(id, timer);
+        this.settled(id);
         if (this.closed) {
           if (session !== undefined) releaseGrant(session, ref, operation, result);
           return;
@@ -315,7 +328,7 @@ export class StreamHandler {
         this.push(frame);
       },
       (error: unknown) => {
-        this.settled(id, timer);
+        this.settled(id);
         // A store reports any abort as canceled; the server knows why it aborted (deadline, the
         // client's cancel, shutdown) and says so.
         const signal = options.signal;
@@ -324,8 +337,7 @@ export class StreamHandler {
     );
   }
 
-  private settled(id: number, timer: NodeJS.Timeout | undefined): void {
-    if (timer !== undefined) clearTimeout(timer);
+  private settled(id: number): void {
     this.inflight.delete(id);
     if (this.inflight.size === 0) this.idle?.();
   }

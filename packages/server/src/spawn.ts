@@ -142,7 +142,9 @@ export async function spawnServer(args: string[] = [], options: SpawnOptions = {
 
 /**
  * Starts a process for `atomix serve --port 0 ...args` that loads its code and waits; resolves
- * once it is ready to `start()`. Disposing it before `start()` ends it.
+ * once it is ready to `start()`. Disposing it before `start()` ends it. Once started, it dies
+ * with the calling process (SIGKILL when its stdin closes), so a test killed for its timeout
+ * leaves no server behind.
  */
 export async function prepareServer(args: string[] = [], options: SpawnOptions = {}): Promise<PreparedServer> {
   const watched = launch(standbyPath, args, options);
@@ -153,7 +155,8 @@ export async function prepareServer(args: string[] = [], options: SpawnOptions =
     start: () => {
       if (started) return Promise.reject(new Error("a prepared server starts once"));
       started = true;
-      watched.child.stdin!.end("start\n");
+      // Kept open: the server dies with this process (see standby.ts).
+      watched.child.stdin!.write("start\n");
       return listening(watched, options.startTimeoutMs ?? 15_000);
     },
     [Symbol.asyncDispose]: async () => {

@@ -15,6 +15,11 @@ const go = await new Promise<boolean>((resolve) => {
   process.stdin.once("end", () => resolve(false));
   process.stdin.once("error", () => resolve(false));
 });
-// Nothing more is read: stdin must not keep the server's process alive.
-process.stdin.destroy();
-if (go) await import("./bin.js");
+if (go) {
+  // A prepared server lives no longer than the process that started it: when that one dies
+  // (say, a test killed for its timeout), stdin ends and this one dies as abruptly, leaving no
+  // orphan holding a port and a data directory. Unreferenced: stdin alone keeps nothing alive.
+  process.stdin.once("end", () => process.kill(process.pid, "SIGKILL"));
+  process.stdin.unref();
+  await import("./bin.js");
+} else process.stdin.destroy();

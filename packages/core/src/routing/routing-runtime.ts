@@ -122,7 +122,10 @@ export class RoutingRuntime implements Runtime {
     return this.router.route(ref);
   }
 
-  /** Opens a session (on the default store at once, on others when first used). */
+  /**
+   * Opens a session (on the default store at once, on others when first used).
+   * @throws InvalidError for a bad TTL; UnavailableError once closed; what the default store throws.
+   */
   async openSession(options: SessionOptions = {}, call?: CallOptions): Promise<RuntimeSession> {
     if (this.closed) throw new UnavailableError("runtime closed");
     const ttlMs = options.ttlMs;
