@@ -98,6 +98,8 @@ export class Connection {
   private backoffMs: number;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** When the connection last became idle (nothing queued, in flight or watched). */
+  private idleSince = 0;
   private flushScheduled = false;
   private writeBlocked = false;
   private outbox: Outgoing[] = [];
@@ -239,11 +241,8 @@ export class Connection {
   }
 
   private enqueue(item: Outgoing): void {
+    // A pending idle timer stays: it finds the connection busy when it fires.
     this.outbox.push(item);
-    if (this.idleTimer !== undefined) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = undefined;
-    }
     if (this.stream === undefined && this.reconnectTimer === undefined) this.openStream();
     this.scheduleFlush();
   }
@@ -525,16 +524,32 @@ export class Connection {
 
   /** Closes an idle stream after a while, so an idle client does not keep the process alive. */
   private armIdle(): void {
-    if (this.idleTimer !== undefined || this.inflight.size > 0 || this.outbox.length > 0 || this.watches.size > 0) return;
-    if (this.stream === undefined) return;
+    if (this.busy || this.stream === undefined) return;
+    this.idleSince = Date.now();
+    // One timer at a time, not one per idle moment: a client doing one operation after another
+    // goes idle after each, and the timer re-arms itself for what remains when it fires early.
+    if (this.idleTimer === undefined) this.startIdleTimer(this.options.idleMs);
+  }
+
+  private get busy(): boolean {
+    return this.inflight.size > 0 || this.outbox.length > 0 || this.watches.size > 0;
+  }
+
+  private startIdleTimer(delayMs: number): void {
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
-      if (this.inflight.size > 0 || this.outbox.length > 0 || this.watches.size > 0) return;
+      // Busy now: `armIdle` starts a timer again when the work is done.
+      if (this.busy || this.closed) return;
+      const left = this.idleSince + this.options.idleMs - Date.now();
+      if (left > 0) {
+        this.startIdleTimer(left);
+        return;
+      }
       const stream = this.stream;
       this.stream = undefined;
       this.ready = false;
       stream?.end();
-    }, this.options.idleMs);
+    }, delayMs);
     this.idleTimer.unref();
   }
 

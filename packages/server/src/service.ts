@@ -175,6 +175,9 @@ export class StreamHandler {
   private closed = false;
   private idle: (() => void) | undefined;
   private readonly refs = new RefCache();
+  /** Encoded frames of the batch `flush` is building. */
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
   /** The call options of every request that only the stream's end can abort. */
   private readonly streamOptions = { signal: this.ended.signal };
 
@@ -445,26 +448,11 @@ export class StreamHandler {
   /** Writes everything ready, in order, in batches under the message size limit. */
   private flush(): void {
     if (this.closed || this.blocked) return;
-    const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
-    // Frames go out as bytes: a batch message is its frames' bytes one after another.
-    let pieces: Uint8Array[] = [];
-    let bytes = 0;
     let index = 0;
-    const emit = (piece: Uint8Array): boolean => {
-      if (bytes + piece.length > budget && pieces.length > 0) {
-        const ok = this.call.write(concatFrames(pieces, bytes));
-        pieces = [];
-        bytes = 0;
-        if (!ok) this.blocked = true;
-      }
-      pieces.push(piece);
-      bytes += piece.length;
-      return !this.blocked;
-    };
     for (; index < this.out.length; index++) {
       const item = this.out[index]!;
       if (item instanceof Uint8Array || "frame" in item) {
-        if (!emit(item instanceof Uint8Array ? item : encodeServerFrame(item.frame))) {
+        if (!this.emit(item instanceof Uint8Array ? item : encodeServerFrame(item.frame))) {
           index++;
           break;
         }
@@ -475,7 +463,7 @@ export class StreamHandler {
       served.pending = [];
       let ok = true;
       for (const payload of this.encodeEvents(served, events)) {
-        ok = emit(encodeServerFrame({ watchEvents: { watchId: served.id, events: payload } })) && ok;
+        ok = this.emit(encodeServerFrame({ watchEvents: { watchId: served.id, events: payload } })) && ok;
       }
       if (!ok) {
         index++;
@@ -484,7 +472,25 @@ export class StreamHandler {
     }
     this.out = index === this.out.length ? [] : this.out.slice(index);
     // Whatever is left waits for 'drain', which flushes again.
-    if (pieces.length > 0 && !this.call.write(concatFrames(pieces, bytes))) this.blocked = true;
+    if (this.batch.length > 0 && !this.call.write(this.takeBatch())) this.blocked = true;
+  }
+
+  /** Adds one encoded frame to the batch being built, writing the batch first if the frame would overflow it; false once the stream is full. */
+  private emit(frame: Uint8Array): boolean {
+    if (this.batchBytes + frame.length > this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES && this.batch.length > 0) {
+      if (!this.call.write(this.takeBatch())) this.blocked = true;
+    }
+    this.batch.push(frame);
+    this.batchBytes += frame.length;
+    return !this.blocked;
+  }
+
+  /** The batch built so far, as one message (frames' bytes one after another). */
+  private takeBatch(): Buffer {
+    const message = concatFrames(this.batch, this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    return message;
   }
 
   /** Encodes events in as few payloads as fit the size limit. */
