@@ -100,7 +100,8 @@ function summarize(path: string, totalOps: number, top: number): string {
   for (let i = 0; i < samples.length; i++) {
     const frame = frames.get(samples[i]!);
     const us = Math.max(0, profile.timeDeltas?.[i] ?? 0);
-    if (frame === undefined || frame.functionName === "(idle)" || frame.functionName === "(program)") continue;
+    // "(program)" is native work outside JS (http2, sockets, the VM): busy, unlike "(idle)".
+    if (frame === undefined || frame.functionName === "(idle)") continue;
     busy += us;
     const file = frame.url.replace(/^file:\/\//, "").replace(/^.*?\/(packages|node_modules)\//, "$1/");
     const name = `${frame.functionName || "(anonymous)"} ${file}`;
@@ -111,7 +112,7 @@ function summarize(path: string, totalOps: number, top: number): string {
   const row = ([name, us]: [string, number]): string => `    ${(us / totalOps).toFixed(2).padStart(6)} µs  ${name}`;
   const sorted = (map: Map<string, number>): Array<[string, number]> => [...map].sort((a, b) => b[1] - a[1]).slice(0, top);
   return [
-    `  ${(busy / totalOps).toFixed(2)} µs/op sampled busy (profiler overhead included)`,
+    `  ${(busy / totalOps).toFixed(2)} µs/op sampled on the main thread (profiler overhead included; GC helper threads and the kernel are not sampled)`,
     "  by package (self time per op):",
     ...sorted(byPackage).map(row),
     "  by function (self time per op):",

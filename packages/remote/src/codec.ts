@@ -82,8 +82,8 @@ export class ByteWriter {
     const n = s.length;
     // Worst case 3 bytes per UTF-16 unit.
     this.reserve(n * 3 + 10);
-    if (n < 0x80) {
-      // Keys, op names, primitive names and session ids are short ASCII: a loop beats a native call.
+    if (n <= 24) {
+      // Keys, op names and most primitive names are short ASCII: a loop beats a native call.
       const buf = this.buf;
       let at = this.pos + 1;
       let i = 0;
@@ -105,16 +105,17 @@ export class ByteWriter {
       this.buf[this.pos] = written;
       this.pos = start + written;
     } else {
-      const bytes = Buffer.from(s, "utf8");
-      this.varint(bytes.length);
-      this.raw(bytes);
+      const length = Buffer.byteLength(s, "utf8");
+      this.varint(length);
+      this.pos += this.buf.write(s, this.pos, length, "utf8");
     }
   }
 
   raw(bytes: Uint8Array): void {
     const n = bytes.length;
     this.reserve(n);
-    if (n <= 64) {
+    // Storing byte by byte costs more than a native copy beyond a dozen bytes.
+    if (n <= 12) {
       const buf = this.buf;
       let at = this.pos;
       for (let i = 0; i < n; i++) buf[at++] = bytes[i]!;
@@ -129,7 +130,7 @@ export class ByteWriter {
     const n = end - start;
     const out = Buffer.allocUnsafe(n);
     const buf = this.buf;
-    if (n <= 64) for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
+    if (n <= 32) for (let i = 0; i < n; i++) out[i] = buf[start + i]!;
     else buf.copy(out, 0, start, end);
     return out;
   }

@@ -8,6 +8,7 @@ export {
   decodeServerBatch,
   encodeServerFrame,
   encodeResultFrame,
+  encodeEventsFrame,
   concatFrames,
   readServerBatch,
   ClientBatchWriter,

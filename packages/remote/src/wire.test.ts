@@ -12,6 +12,7 @@ import {
   decodeClientBatch,
   decodeServerBatch,
   encodeClientBatch,
+  encodeEventsFrame,
   encodeResultFrame,
   encodeServerBatch,
   encodeServerFrame,
@@ -98,17 +99,31 @@ describe("Connect wire codec", () => {
 
   it("builds result frames and batches from pieces that read as the same messages", () => {
     const big = { entries: Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: new Uint8Array(20), version: BigInt(i) })) };
+    const events = [{ type: "changed", version: 4n, value: new Uint8Array(200) }];
     const pieces = [
       encodeResultFrame(1, { value: 5n }),
       encodeServerFrame({ failure: { id: 2, code: 3, message: "no" } }),
       encodeResultFrame(300_000, big),
       encodeResultFrame(0, null),
+      encodeEventsFrame(9, events),
     ];
     const message = concatFrames(pieces, pieces.reduce((n, p) => n + p.length, 0));
     const decoded = decodeServerBatch(message);
     assert.deepStrictEqual(
-      decoded.frames.map((f) => (f.result != null ? { id: f.result.id, value: decodeValue(f.result.result) } : f.failure)),
-      [{ id: 1, value: { value: 5n } }, { id: 2, code: 3, message: "no" }, { id: 300_000, value: big }, { id: 0, value: null }],
+      decoded.frames.map((f) =>
+        f.result != null
+          ? { id: f.result.id, value: decodeValue(f.result.result) }
+          : f.watchEvents != null
+            ? { watch: f.watchEvents.watchId, events: decodeValue(f.watchEvents.events) }
+            : f.failure,
+      ),
+      [
+        { id: 1, value: { value: 5n } },
+        { id: 2, code: 3, message: "no" },
+        { id: 300_000, value: big },
+        { id: 0, value: null },
+        { watch: 9, events },
+      ],
     );
     assert.deepStrictEqual(viaProtobufjs(ServerBatchType, message), plain(ServerBatchType, decoded));
   });
@@ -149,15 +164,30 @@ describe("Connect wire codec", () => {
     const req = (id: number, sessionId: string, name: string): { request: WireRequest } => ({
       request: { id, sessionId, ref: { type: "counter", name }, operation: payload },
     });
-    const frames = [req(1, "a", "x"), req(2, "a", "x"), req(3, "b", "x"), req(4, "b", "y"), req(5, "a", "x"), req(6, "ab", "xy")];
+    const long = "n".repeat(300);
+    const frames = [
+      req(1, "a", "x"),
+      req(2, "a", "x"),
+      req(3, "b", "x"),
+      req(4, "b", "y"),
+      req(5, "a", "x"),
+      req(6, "ab", "xy"),
+      req(7, long, long),
+      req(8, "", ""),
+      req(9, long, long),
+    ];
     const decoded = decodeClientBatch(encodeClientBatch({ frames })).frames.map((f) => f.request!);
     assert.deepStrictEqual(
       decoded.map((r) => [r.id, r.sessionId, r.ref?.name]),
-      [[1, "a", "x"], [2, "a", "x"], [3, "b", "x"], [4, "b", "y"], [5, "a", "x"], [6, "ab", "xy"]],
+      [[1, "a", "x"], [2, "a", "x"], [3, "b", "x"], [4, "b", "y"], [5, "a", "x"], [6, "ab", "xy"], [7, long, long], [8, "", ""], [9, long, long]],
     );
     assert.equal(decoded[0]!.ref, decoded[1]!.ref);
     assert.ok(Object.isFrozen(decoded[0]!.ref));
     assert.notEqual(decoded[3]!.ref, decoded[4]!.ref);
+    // And from one message to the next.
+    const again = decodeClientBatch(encodeClientBatch({ frames: [req(10, "ab", "xy")] })).frames[0]!.request!;
+    assert.equal(again.sessionId, "ab");
+    assert.deepStrictEqual(again.ref, { type: "counter", name: "xy", tags: null });
   });
 
   it("skips unknown fields and lets the last oneof member win", () => {

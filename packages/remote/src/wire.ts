@@ -256,7 +256,7 @@ export function encodeServerFrame(frame: ServerFrame): Buffer {
   return encodeWith(writeServerFrame, [frame]);
 }
 
-/** Room for the envelopes of a result frame ahead of its payload. */
+/** Room for the envelopes of a result or events frame ahead of its payload. */
 const RESULT_HEADER_BYTES = 24;
 
 /**
@@ -265,6 +265,20 @@ const RESULT_HEADER_BYTES = 24;
  * @throws InvalidError if `value` has no encoding.
  */
 export function encodeResultFrame(id: number, value: unknown): Buffer {
+  return encodeTaggedFrame(K1_LEN, id, value);
+}
+
+/**
+ * The `WatchEvents` frame of watch `watchId` carrying `events` (a tagged array), as bytes ready
+ * for `concatFrames`, encoded in place like `encodeResultFrame`.
+ * @throws InvalidError if an event has no encoding.
+ */
+export function encodeEventsFrame(watchId: number, events: readonly unknown[]): Buffer {
+  return encodeTaggedFrame(K4_LEN, watchId, events);
+}
+
+/** A server frame whose member (`member` key) is { 1: id, 2: tagged `value` }. */
+function encodeTaggedFrame(member: number, id: number, value: unknown): Buffer {
   const w = takeWriter();
   try {
     w.reserve(RESULT_HEADER_BYTES);
@@ -279,7 +293,7 @@ export function encodeResultFrame(id: number, value: unknown): Buffer {
     let at = start;
     buf[at++] = K1_LEN;
     at = putVarint(buf, at, frameLen);
-    buf[at++] = K1_LEN;
+    buf[at++] = member;
     at = putVarint(buf, at, resultLen);
     if (id !== 0) {
       buf[at++] = K1_VARINT;
@@ -324,6 +338,11 @@ export class ClientBatchWriter {
   private readonly sessionFields = new WeakMap<object, Buffer>();
   /** `Request.ref` field bytes, by ref object (callers reuse one per primitive; refs are immutable). */
   private readonly refFields = new WeakMap<object, Buffer>();
+  /** The last session and ref written, and their field bytes: consecutive requests mostly repeat them. */
+  private lastSession: object | undefined;
+  private lastSessionField: Buffer | undefined;
+  private lastRef: object | undefined;
+  private lastRefField: Buffer | undefined;
 
   /** Bytes written and not yet taken. */
   get size(): number {
@@ -339,16 +358,20 @@ export class ClientBatchWriter {
     timeoutMs: number | undefined,
     cancellable: boolean,
   ): void {
-    let sessionField = this.sessionFields.get(session);
+    let sessionField = session === this.lastSession ? this.lastSessionField : this.sessionFields.get(session);
     if (sessionField === undefined) {
       sessionField = fieldBytes((w) => stringField(w, K2_LEN, session.id));
       this.sessionFields.set(session, sessionField);
     }
-    let refField = this.refFields.get(ref);
+    this.lastSession = session;
+    this.lastSessionField = sessionField;
+    let refField = ref === this.lastRef ? this.lastRefField : this.refFields.get(ref);
     if (refField === undefined) {
       refField = fieldBytes((w) => writeRef(w, K3_LEN, ref));
       this.refFields.set(ref, refField);
     }
+    this.lastRef = ref;
+    this.lastRefField = refField;
     const w = this.w;
     const at = begin(w, K1_LEN);
     const m = begin(w, K1_LEN);
@@ -406,16 +429,6 @@ class ProtoReader {
   id = 0;
   bodyStart = 0;
   bodyEnd = 0;
-  /**
-   * The last request's session id and ref, and where their bytes lay: the requests of a batch
-   * mostly repeat them, and comparing bytes is cheaper than decoding them again.
-   */
-  sessionAt = 0;
-  sessionLength = -1;
-  session = "";
-  refAt = 0;
-  refLength = -1;
-  ref: WireRef | null = null;
 
   constructor(bytes: Uint8Array) {
     this.buf = asBuffer(bytes);
@@ -490,12 +503,34 @@ class ProtoReader {
   }
 }
 
-/** Whether the `n` bytes at `at` equal the `length` bytes at `from`. */
-function sameBytes(buf: Buffer, from: number, length: number, at: number, n: number): boolean {
-  if (length !== n) return false;
-  for (let i = 0; i < n; i++) if (buf[from + i] !== buf[at + i]) return false;
-  return true;
+/**
+ * The last value decoded from a field and a copy of its bytes. Requests mostly repeat the
+ * previous one's session id and ref (within a batch and from batch to batch): comparing bytes
+ * is cheaper than decoding them again, and the same objects come out, which lets the server
+ * reuse what it derived from them.
+ */
+class LastDecoded<T> {
+  /** Undefined when nothing (or a field too long to keep) was remembered. */
+  private bytes: Buffer | undefined;
+
+  constructor(public value: T) {}
+
+  matches(buf: Buffer, at: number, n: number): boolean {
+    const bytes = this.bytes;
+    if (bytes === undefined || bytes.length !== n) return false;
+    for (let i = 0; i < n; i++) if (bytes[i] !== buf[at + i]) return false;
+    return true;
+  }
+
+  remember(buf: Buffer, at: number, n: number, value: T): void {
+    // Long fields are decoded each time rather than copied.
+    this.bytes = n <= 256 ? Buffer.from(buf.subarray(at, at + n)) : undefined;
+    this.value = value;
+  }
 }
+
+const lastSession = new LastDecoded<string>("");
+const lastRef = new LastDecoded<WireRef | null>(null);
 
 function readRef(r: ProtoReader, end: number): WireRef {
   let type = "";
@@ -522,26 +557,23 @@ function readRequest(r: ProtoReader, end: number): WireRequest {
         break;
       case K2_LEN: {
         const n = r.length(end);
-        if (!sameBytes(r.buf, r.sessionAt, r.sessionLength, r.pos, n)) {
-          r.sessionAt = r.pos;
-          r.sessionLength = n;
-          r.session = internAscii(r.buf, r.pos, n) ?? r.buf.toString("utf8", r.pos, r.pos + n);
+        if (!lastSession.matches(r.buf, r.pos, n)) {
+          lastSession.remember(r.buf, r.pos, n, internAscii(r.buf, r.pos, n) ?? r.buf.toString("utf8", r.pos, r.pos + n));
         }
-        request.sessionId = r.session;
+        request.sessionId = lastSession.value;
         r.pos += n;
         break;
       }
       case K3_LEN: {
         const n = r.length(end);
-        if (sameBytes(r.buf, r.refAt, r.refLength, r.pos, n)) {
+        if (lastRef.matches(r.buf, r.pos, n)) {
           r.pos += n;
         } else {
-          r.refAt = r.pos;
-          r.refLength = n;
+          const at = r.pos;
           // Shared by the requests that repeat it: frozen.
-          r.ref = Object.freeze(readRef(r, r.pos + n));
+          lastRef.remember(r.buf, at, n, Object.freeze(readRef(r, at + n)));
         }
-        request.ref = r.ref;
+        request.ref = lastRef.value;
         break;
       }
       case K4_LEN:

@@ -22,9 +22,9 @@ import {
   Status,
   concatFrames,
   decodeValue,
+  encodeEventsFrame,
   encodeResultFrame,
   encodeServerFrame,
-  encodeValue,
   statusOf,
   type ClientBatch,
   type Empty,
@@ -462,9 +462,7 @@ export class StreamHandler {
       const events = served.pending;
       served.pending = [];
       let ok = true;
-      for (const payload of this.encodeEvents(served, events)) {
-        ok = this.emit(encodeServerFrame({ watchEvents: { watchId: served.id, events: payload } })) && ok;
-      }
+      for (const frame of this.encodeEvents(served, events)) ok = this.emit(frame) && ok;
       if (!ok) {
         index++;
         break;
@@ -493,17 +491,17 @@ export class StreamHandler {
     return message;
   }
 
-  /** Encodes events in as few payloads as fit the size limit. */
+  /** Encodes events in as few frames as fit the size limit. */
   private *encodeEvents(served: Served, events: RuntimeEvent<PrimitiveType>[]): Generator<Uint8Array> {
     if (events.length === 0) return;
     const budget = this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES;
-    const payload = encodeValue(events);
-    if (payload.length <= budget) {
-      yield payload;
+    const frame = encodeEventsFrame(served.id, events);
+    if (frame.length <= budget) {
+      yield frame;
       return;
     }
     if (events.length === 1) {
-      this.stopWatch(served, statusOf(new InvalidError(`an event of ${payload.length} bytes exceeds the message size limit`)));
+      this.stopWatch(served, statusOf(new InvalidError(`an event of ${frame.length} bytes exceeds the message size limit`)));
       return;
     }
     const half = Math.ceil(events.length / 2);
