@@ -4,9 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runConformance } from "@atomix-ts/conformance";
-import { createRemoteRuntime, type RemoteRuntime } from "@atomix-ts/remote";
-import { createClient } from "@atomix-ts/sdk";
 import { spawnServer } from "@atomix-ts/server/testing";
+import { remoteEnv } from "./remote-target.js";
 
 runConformance({
   name: "sqlite (remote, real server process)",
@@ -14,22 +13,9 @@ runConformance({
     const dataDir = mkdtempSync(join(tmpdir(), "atomix-remote-sqlite-"));
     // No --store: sqlite is the server's default.
     const server = await spawnServer(["--data-dir", dataDir, "--min-session-ttl-ms", "100"]);
-    const runtimes: RemoteRuntime[] = [];
-    return {
-      client: (options) => {
-        // As in the remote memory suite: a client asking for a TTL stands for a process that
-        // died, so its keep-alives are off.
-        const runtime = createRemoteRuntime({ address: server.address, autoKeepAlive: options?.sessionTtlMs === undefined });
-        runtimes.push(runtime);
-        return Promise.resolve(createClient({ runtime, ...options }));
-      },
-      advance: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      minTtlMs: 300,
-      teardown: async () => {
-        await Promise.all(runtimes.map((runtime) => runtime.close()));
-        await server.stop();
-        rmSync(dataDir, { recursive: true, force: true });
-      },
-    };
+    return remoteEnv(server.address, 300, async () => {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
   },
 });
