@@ -94,6 +94,47 @@ export function counterSuite(t: SuiteContext): void {
     assert.ok(changes[0]!.version < changes[1]!.version);
   });
 
+  it("concurrent increments each get their own result and their own event", async () => {
+    const counter = await (await t.client()).getCounter(t.unique("c"));
+    await using watch = await counter.watch();
+    const events = iterate(watch);
+    const deltas = Array.from({ length: 40 }, (_, i) => BigInt((i % 3) + 1));
+    const results = await Promise.all(deltas.map((d) => counter.increment(d)));
+    const total = deltas.reduce((a, b) => a + b, 0n);
+    assert.equal(await counter.get(), total);
+    // Results are the running totals of SOME order of the increments: distinct, ending at the total.
+    assert.equal(new Set(results).size, results.length);
+    assert.equal(results.reduce((a, b) => (a > b ? a : b)), total);
+    const seen = await take(events, deltas.length);
+    assert.deepEqual(
+      seen.map((e) => e.value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      [...results].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok(seen[i]!.version > seen[i - 1]!.version, "versions strictly increase");
+      assert.equal(seen[i]!.prev, seen[i - 1]!.value, "each event starts where the last ended");
+    }
+    // Resuming from the middle of the burst replays exactly the rest.
+    const middle = seen[Math.floor(seen.length / 2)]!;
+    await using resumed = await counter.watch({ fromVersion: middle.version });
+    const rest = await take(iterate(resumed), seen.length - Math.floor(seen.length / 2) - 1);
+    assert.deepEqual(
+      rest.map((e) => e.value),
+      seen.slice(Math.floor(seen.length / 2) + 1).map((e) => e.value),
+    );
+  });
+
+  it("an overflowing increment among concurrent ones fails alone", async () => {
+    const counter = await (await t.client()).getCounter(t.unique("c"));
+    const max = 2n ** 63n - 1n;
+    await counter.set(max - 10n);
+    const outcomes = await Promise.allSettled([counter.increment(4n), counter.increment(20n), counter.increment(5n)]);
+    assert.equal(outcomes[0]!.status, "fulfilled");
+    assert.equal(outcomes[2]!.status, "fulfilled");
+    assert.ok(outcomes[1]!.status === "rejected" && outcomes[1].reason instanceof InvalidError);
+    assert.equal(await counter.get(), max - 1n);
+  });
+
   it("watch resumes from a version without gaps or duplicates", async () => {
     const counter = await (await t.client()).getCounter(t.unique("c"));
     const seen: bigint[] = [];

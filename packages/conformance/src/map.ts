@@ -139,6 +139,23 @@ export function mapSuite(t: SuiteContext): void {
     assert.equal(updated!.version, withTtl.version);
   });
 
+  it("an identical put keeps the version of an entry a transaction wrote, at any place", async () => {
+    const map = await open();
+    const written = await map.transaction().put("a", "1").put("b", "2").put("c", "3").commit();
+    await using watch = await map.watch();
+    const events = iterate(watch);
+    for (const [i, key] of ["a", "b", "c"].entries()) {
+      const version = written[i]!.entry!.version;
+      assert.equal((await map.put(key, String(i + 1))).version, version, `identical put of ${key}`);
+      assert.equal((await map.get(key))?.version, version);
+    }
+    // A different value is a change: its event is the first one the watcher sees.
+    const changed = await map.put("c", "three");
+    assert.ok(changed.version > written[2]!.entry!.version);
+    const [updated] = await take(events, 1);
+    assert.deepEqual(summary(updated!), ["updated", "c", "three", "3"]);
+  });
+
   it("clear removes every entry with one event each", async () => {
     const map = await open();
     for (const key of ["c", "a", "b"]) await map.put(key, key.toUpperCase());

@@ -20,6 +20,8 @@ import {
   type ICompare,
   type IKeyValue,
   type IRequestOp,
+  type IResponseOp,
+  type IRangeRequest,
   type IRangeResponse,
   type ITxnResponse,
   type IDuplexStream,
@@ -37,11 +39,12 @@ import {
   callScope,
   raceSignal,
 } from "@atomix-ts/core";
+import { KeyWatchStream } from "./key-watch.js";
 
 /** The signal of a call with no signal and no timeout (it never aborts: no need to race it). */
 const NEVER = callScope().signal;
 
-export type { ICompare, IKeyValue, IRequestOp, IRangeResponse, ITxnResponse };
+export type { ICompare, IKeyValue, IRequestOp, IResponseOp, IRangeResponse, ITxnResponse };
 
 export interface EtcdIoOptions {
   endpoints: string[];
@@ -89,6 +92,12 @@ export const cmp = {
   }),
   /** No key in the range [start, end) exists. */
   rangeEmpty: (start: string, end: Buffer): ICompare => ({ key: kb(start), range_end: end, target: "Version", result: "Equal", version: 0 }),
+  /** The key exists and its value is exactly `value`. */
+  valueIs: (key: string, value: Uint8Array): ICompare => ({ key: kb(key), target: "Value", result: "Equal", value: Buffer.from(value) }),
+  /** The key exists and its value sorts (bytewise) before `value`. */
+  valueBelow: (key: string, value: Uint8Array): ICompare => ({ key: kb(key), target: "Value", result: "Less", value: Buffer.from(value) }),
+  /** The key exists and its value sorts (bytewise) after `value`. */
+  valueAbove: (key: string, value: Uint8Array): ICompare => ({ key: kb(key), target: "Value", result: "Greater", value: Buffer.from(value) }),
   /** Every key in [start, end) was created after `rev`. */
   rangeCreatedAfter: (start: string, end: Buffer, rev: bigint): ICompare => ({
     key: kb(start),
@@ -107,6 +116,12 @@ export const op = {
   delRange: (start: string, end: Buffer): IRequestOp => ({ request_delete_range: { key: kb(start), range_end: end, prev_kv: true } }),
   get: (key: string): IRequestOp => ({ request_range: { key: kb(key) } }),
   range: (start: string, end: Buffer): IRequestOp => ({ request_range: { key: kb(start), range_end: end } }),
+  /** A read with every option of `EtcdIo.range` (sorted, limited, keys only, …). */
+  rangeWith: (key: string, options: RangeOptions): IRequestOp => ({ request_range: rangeRequest(key, options) }),
+  /** A nested transaction (etcd 3.3+): lets one round trip branch more than once. */
+  txn: (compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): IRequestOp => ({
+    request_txn: { compare, success, failure },
+  }),
 };
 
 export interface RangeOptions {
@@ -120,8 +135,26 @@ export interface RangeOptions {
   maxCreate?: bigint | undefined;
   /** Only keys created at or after this revision. */
   minCreate?: bigint | undefined;
-  /** Keys in descending key order. */
+  /** Keys in descending key order (with `sortByCreate`: newest first). */
   descending?: boolean | undefined;
+}
+
+/** A range request as etcd takes it, alone or inside a transaction (`op.rangeWith`). */
+export function rangeRequest(key: string, options: RangeOptions = {}): IRangeRequest {
+  const descending = options.descending === true;
+  const byCreate = options.sortByCreate === true;
+  return {
+    key: kb(key),
+    range_end: options.end,
+    revision: options.revision === undefined ? undefined : String(options.revision),
+    limit: options.limit,
+    count_only: options.countOnly,
+    keys_only: options.keysOnly,
+    sort_order: descending ? "Descend" : byCreate ? "Ascend" : undefined,
+    sort_target: byCreate ? "Create" : descending ? "Key" : undefined,
+    max_create_revision: options.maxCreate === undefined ? undefined : String(options.maxCreate),
+    min_create_revision: options.minCreate === undefined ? undefined : String(options.minCreate),
+  };
 }
 
 /**
@@ -145,6 +178,8 @@ export class EtcdIo {
    * tests check that each waiter watches only its predecessor).
    */
   readonly keyWatches = new Map<string, number>();
+  /** The one watch stream that carries every single-key watch (lock waiters). */
+  readonly keyWatchStream = new KeyWatchStream(() => this.openWatch());
 
   constructor(options: EtcdIoOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -171,25 +206,7 @@ export class EtcdIo {
 
   /** Reads a key or range; retried on transient errors. */
   async range(key: string, options: RangeOptions = {}, signal?: AbortSignal): Promise<IRangeResponse> {
-    return this.read(
-      () =>
-        this.client.kv.range(
-          {
-            key: kb(key),
-            range_end: options.end,
-            revision: options.revision === undefined ? undefined : String(options.revision),
-            limit: options.limit,
-            count_only: options.countOnly,
-            keys_only: options.keysOnly,
-            sort_order: options.descending === true ? "Descend" : options.sortByCreate === true ? "Ascend" : undefined,
-            sort_target: options.sortByCreate === true ? "Create" : options.descending === true ? "Key" : undefined,
-            max_create_revision: options.maxCreate === undefined ? undefined : String(options.maxCreate),
-            min_create_revision: options.minCreate === undefined ? undefined : String(options.minCreate),
-          },
-          this.deadline(),
-        ),
-      signal,
-    );
+    return this.read(() => this.client.kv.range(rangeRequest(key, options), this.deadline()), signal);
   }
 
   /**
@@ -265,6 +282,7 @@ export class EtcdIo {
   }
 
   close(): void {
+    this.keyWatchStream.close();
     this.client.close();
   }
 

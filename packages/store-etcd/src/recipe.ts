@@ -40,6 +40,8 @@ export interface RecipeContext {
    * atomically, and throws ConflictError (nothing applied) when it is not.
    */
   txn(compare: ICompare[], success: IRequestOp[], failure?: IRequestOp[]): Promise<ITxnResponse>;
+  /** Whether `txn` is fenced (a recipe's one-round-trip fast paths apply only when it is not). */
+  readonly fenced: boolean;
 }
 
 export interface Decoder<T extends PrimitiveType> {

@@ -56,12 +56,17 @@ export const DEFAULT_SESSION_TTL_MS = 10_000;
 
 interface SessionState extends SessionView {
   readonly ttlMs: number;
+  /** Opened without `ttlMs`: this store keeps its lease alive, and revokes it at `close()`. */
+  readonly owned: boolean;
   readonly controller: AbortController;
   readonly watches: Set<PrimitiveWatch>;
   readonly closers: Map<string, () => Promise<void>>;
   keepAliveTimer?: NodeJS.Timeout | undefined;
   lossTimer?: NodeJS.Timeout | undefined;
   ended: boolean;
+  /** Operations of the session still running, and who waits for them to finish. */
+  running: number;
+  onIdle?: (() => void) | undefined;
 }
 
 export class EtcdStore implements Runtime {
@@ -130,11 +135,23 @@ export class EtcdStore implements Runtime {
     }
   }
 
-  /** Closes every session this store opened (revoking their leases) and the etcd client. Idempotent. */
+  /**
+   * Closes the store. Sessions it owns (opened without `ttlMs`) end: their candidacies leave
+   * and their leases are revoked, so their locks pass on at once. Sessions kept alive by the
+   * caller (opened with `ttlMs`, or resumed) are only let go: their signals abort and their
+   * waits and watches fail here, but their leases, locks and candidacies stay in etcd until
+   * their TTL runs out, and another store (a restarted server) can `resumeSession` them
+   * before that, as after a crash of this process. Operations still running are given up to
+   * twice `requestTimeoutMs` to finish their tidy-up (a queued lock request removes its key)
+   * before the etcd client closes. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.sessions].map((s) => this.endSession(s, new UnavailableError("store closed"), true)));
+    const sessions = [...this.sessions];
+    const reason = new UnavailableError("store closed");
+    await Promise.all(sessions.map((s) => this.endSession(s, reason, s.owned)));
+    await this.settle(sessions, this.io.requestTimeoutMs * 2);
     this.io.close();
   }
 
@@ -153,11 +170,25 @@ export class EtcdStore implements Runtime {
     if (this.closed) throw new UnavailableError("store closed");
   }
 
+  /** Waits until none of `states` has an operation running, or `timeoutMs` has passed. */
+  private async settle(states: SessionState[], timeoutMs: number): Promise<void> {
+    const busy = states.filter((s) => s.running > 0);
+    if (busy.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(busy.map((s) => new Promise<void>((resolve) => (s.onIdle = resolve)))),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
   private adopt(lease: string, ttlMs: number, sentAt: number, owned: boolean): RuntimeSession {
     const state: SessionState = {
       id: lease,
       lease,
       ttlMs,
+      owned,
+      running: 0,
       controller: createSessionController(),
       get signal() {
         return this.controller.signal;
@@ -217,7 +248,10 @@ export class EtcdStore implements Runtime {
     if (state.controller.signal.aborted) throw state.controller.signal.reason as Error;
   }
 
-  /** @internal Ends a session: withdraws candidacies, revokes the lease, fails waits and watches. */
+  /**
+   * @internal Ends a session here: fails its waits and watches; with `revoke`, first withdraws
+   * its candidacies and then revokes its lease (without, the lease is left to expire or be resumed).
+   */
   async endSession(state: SessionState, reason: AtomixError, revoke: boolean): Promise<void> {
     if (state.ended) return;
     state.ended = true;
@@ -236,6 +270,7 @@ export class EtcdStore implements Runtime {
 
   /** @internal */
   async execute(state: SessionState, ref: PrimitiveRef, operation: { op: string }, options?: CallOptions): Promise<unknown> {
+    state.running++;
     try {
       this.checkSession(state);
       validateRef(ref);
@@ -256,10 +291,13 @@ export class EtcdStore implements Runtime {
         signal: scope.signal,
         leaseFor: (ttlMs) => this.io.grant(leaseSecondsOf(ttlMs)),
         txn: hold === undefined ? (compare, success, failure) => this.io.txn(compare, success, failure) : fencedTxn(this.io, hold),
+        fenced: hold !== undefined,
       };
       return await recipe.execute(ctx, operation as Operation<PrimitiveType>);
     } catch (error) {
       throw AtomixError.from(error);
+    } finally {
+      if (--state.running === 0) state.onIdle?.();
     }
   }
 

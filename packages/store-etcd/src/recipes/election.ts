@@ -3,14 +3,26 @@
  * priority order) plus one liveness key per candidate, `<base>c/<id>`, on its session's
  * lease. The effective state is the stored list filtered to candidates whose liveness key is
  * still there for the same session, so a candidate whose session's lease expires drops out
- * at the revision etcd deletes its key; if that changes the leader, the effective term is
- * the stored term plus one. Every operation reads both at one revision, computes the next
- * list from the effective state, and writes it back with a compare on the state key's mod
- * revision (and the liveness key it adds or removes): no lost update, no stale leader.
+ * at the revision etcd deletes its key.
+ *
+ * The effective term is the stored term plus the stored position of the first live candidate
+ * (the list's length when none is). Only an election operation puts a liveness key, and it
+ * rewrites the state key in the same transaction; between two such writes candidates can only
+ * drop out, so that position only grows, and it grows exactly when the leader changes. So
+ * every change of leader has a greater term, however many leaders are lost to lease expiry in
+ * a row with no operation in between, and whoever reads the keys at a revision (an operation,
+ * a watcher, any store or server) computes the same term without anyone repairing the state.
+ * Terms may skip numbers (a non-leader lost before the leader still counts).
+ *
+ * Every operation reads both at one revision, computes the next list from the effective state,
+ * and writes it back (dead candidates dropped, the term it computed, plus one if the leader
+ * changes) with compares on the state key's mod revision, on the liveness keys it adds or
+ * removes, and on those of the effective leader it read and of the leader it writes: if either
+ * was lost meanwhile, the plan was made on an order observers no longer see, and it is made
+ * again. No lost update, no stale leader, no leader change without a new term.
  *
  * A session that closes withdraws its candidacies with explicit leaves before revoking its
- * lease. Known limit: if several successive leaders are lost to lease expiry with no election
- * operation in between, the term advances by one for that whole sequence.
+ * lease.
  */
 import {
   AlreadyExistsError,
@@ -54,9 +66,12 @@ const liveKey = (base: string, id: string): string => `${base}c/${id}`;
 function effective(base: string, state: IKeyValue | undefined, live: Map<string, string>): { term: bigint; candidates: Candidate[] } {
   const stored: StoredState =
     state === undefined ? { term: "0", candidates: [] } : (JSON.parse(state.value.toString("utf8")) as StoredState);
-  const candidates = stored.candidates.filter((c) => live.get(liveKey(base, c.id)) === c.session);
-  const term = BigInt(stored.term) + (candidates[0]?.id !== stored.leader ? 1n : 0n);
-  return { term, candidates };
+  const alive = (c: Candidate): boolean => live.get(liveKey(base, c.id)) === c.session;
+  const candidates = stored.candidates.filter(alive);
+  // Candidates lost ahead of the first live one (see the module doc): grows with each leader lost.
+  const first = stored.candidates.findIndex(alive);
+  const lost = first < 0 ? stored.candidates.length : first;
+  return { term: BigInt(stored.term) + BigInt(lost), candidates };
 }
 
 function termOf(state: { term: bigint; candidates: Candidate[] }): Term {
@@ -129,24 +144,35 @@ async function run(ctx: RecipeContext, operation: Operation<"election">): Promis
     if (next === current.candidates) return termOf(current);
     const term = next[0]?.id !== current.candidates[0]?.id ? current.term + 1n : current.term;
     const stored: StoredState = { term: String(term), leader: next[0]?.id, candidates: next };
-    const compares: ICompare[] = [cmp.modIs(stateKey(base), stateKv === undefined ? 0n : modOf(stateKv))];
+    // Liveness keys compared as read (absent: 0): the ones added or removed, and the leader's
+    // before and after, so a leader lost meanwhile makes this plan again (see the module doc).
+    const unchanged = new Map<string, bigint>();
+    const asRead = (id: string | undefined): void => {
+      if (id === undefined) return;
+      const key = liveKey(base, id);
+      unchanged.set(key, liveMods.get(key) ?? 0n);
+    };
+    asRead(current.candidates[0]?.id);
+    asRead(next[0]?.id);
     const ops: IRequestOp[] = [op.put(stateKey(base), Buffer.from(JSON.stringify(stored)))];
     // Liveness keys: add the entering candidate's, delete removed candidates'.
     const kept = new Set(next.map((c) => c.id));
     for (const c of next) {
       if (!current.candidates.some((p) => p.id === c.id)) {
-        const key = liveKey(base, c.id);
-        compares.push(cmp.modIs(key, liveMods.get(key) ?? 0n));
-        ops.push(op.put(key, Buffer.from(c.session), ctx.session.lease));
+        asRead(c.id);
+        ops.push(op.put(liveKey(base, c.id), Buffer.from(c.session), ctx.session.lease));
       }
     }
     for (const c of current.candidates) {
       if (!kept.has(c.id)) {
-        const key = liveKey(base, c.id);
-        compares.push(cmp.modIs(key, liveMods.get(key) ?? 0n));
-        ops.push(op.del(key));
+        asRead(c.id);
+        ops.push(op.del(liveKey(base, c.id)));
       }
     }
+    const compares: ICompare[] = [
+      cmp.modIs(stateKey(base), stateKv === undefined ? 0n : modOf(stateKv)),
+      ...[...unchanged].map(([key, mod]) => cmp.modIs(key, mod)),
+    ];
     const txn = await ctx.io.txn(compares, ops);
     if (!txn.succeeded) continue;
     if (operation.op === "enter") {

@@ -15,7 +15,8 @@ import {
   NotFoundError,
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
-import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { Buffer } from "node:buffer";
+import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp, type IResponseOp, type ITxnResponse } from "../etcd-io.js";
 import { MARKER, leaseSecondsOf, unwrap, versionAt, wrap, type EnvelopeHeader } from "../layout.js";
 import type { KeyChange, RecipeContext } from "../recipe.js";
 import { bytesEqual, checkSignal, copy, optionalTtl, optionalVersion, requireBytes } from "./common.js";
@@ -76,6 +77,10 @@ export async function applyEntryWrites(
   writes: EntryWrite[],
   describe: (etcdKey: string) => string,
 ): Promise<EntryOutcome[]> {
+  if (writes.length === 1 && !ctx.fenced) {
+    const outcome = await applySingleWrite(ctx, writes[0]!, describe);
+    if (outcome !== undefined) return [outcome];
+  }
   const keys = [...new Set(writes.map((w) => w.etcdKey))];
   // One lease per distinct TTL, granted once and reused if the batch is planned again.
   const leases = new Map<number, Promise<{ id: string; seconds: number }>>();
@@ -170,6 +175,70 @@ export async function applyEntryWrites(
       s !== undefined && s.version === -1n ? { ...s, version: versionAt(revision, places.get(s.etcdKey) ?? 0) } : s;
     return outcomes.map((o) => ({ entry: fix(o.entry), prev: fix(o.prev) }));
   }
+}
+
+/*
+ * One unconditional write without TTL, in ONE round trip: a transaction that decides on etcd
+ * itself, with nested transactions (etcd 3.3+) for each case, instead of read-then-write.
+ *
+ * "Identical bytes, no TTL on either side: no change" needs the stored value compared with the
+ * new one, but the stored envelope of an entry written at place x > 0 of a multi-write
+ * transaction carries `{"x":N}` in its header, so the same user bytes can be stored several
+ * ways. Those envelopes (and only those: a header with an expiry is at least 19 bytes long) have
+ * a header length byte of 7, 8 or 9 (N ≤ 127 < MAX_TRANSACTION_WRITES): bytewise, below
+ * X_ONLY_LOW or above X_ONLY_HIGH is outside that family. A value inside it is read back
+ * and the write goes the general way (plan against a read, compare-and-swap).
+ */
+const X_ONLY_LOW = Buffer.from([7]);
+const X_ONLY_HIGH = Buffer.from([9, 0xff]);
+
+/** The leaf response of a (possibly nested) transaction: which branch ran, and its reply. */
+function leafOf(txn: ITxnResponse): Partial<IResponseOp> | undefined {
+  // A oneof: only the branch's own reply is set (the others are absent at run time).
+  let response: Partial<IResponseOp> | undefined = txn.responses[0];
+  while (response?.response_txn != null) response = response.response_txn.responses[0];
+  return response;
+}
+
+/**
+ * The fast path of `applyEntryWrites` for one write with no TTL and no `ifVersion` (the common
+ * `put`, `insert`, `update`, `remove`). Returns undefined when the write must take the general
+ * path (TTL, conditions, or a stored value of the `x` family above).
+ */
+async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe: (etcdKey: string) => string): Promise<EntryOutcome | undefined> {
+  if (write.ifVersion !== undefined || (write.op !== "remove" && write.ttlMs !== undefined)) return undefined;
+  checkSignal(ctx.signal);
+  const key = write.etcdKey;
+  if (write.op === "remove") {
+    const txn = await ctx.txn([cmp.present(key)], [op.del(key), markerPut(ctx.base)]);
+    const prev = txn.succeeded ? txn.responses[0]?.response_delete_range?.prev_kvs[0] : undefined;
+    return { prev: prev === undefined ? undefined : storedOf(prev) };
+  }
+  const stored = wrap(write.value, {});
+  // When the key exists: identical → read it; outside the x family → overwrite; else read it.
+  const whenPresent = op.txn(
+    [cmp.valueIs(key, stored)],
+    [op.get(key)],
+    [op.txn([cmp.valueBelow(key, X_ONLY_LOW)], [op.put(key, stored)], [op.txn([cmp.valueAbove(key, X_ONLY_HIGH)], [op.put(key, stored)], [op.get(key)])])],
+  );
+  const whenAbsent = write.op === "update" ? [] : [op.put(key, stored)];
+  const txn = await ctx.txn([cmp.absent(key)], whenAbsent, write.op === "insert" ? [op.get(key)] : [whenPresent]);
+  const leaf = leafOf(txn);
+  const put = leaf?.response_put;
+  if (put != null) {
+    const entry: Stored = { etcdKey: key, value: write.value, version: versionAt(revisionOf(txn)) };
+    const prev = put.prev_kv as IKeyValue | null | undefined;
+    return { entry, prev: prev == null ? undefined : storedOf(prev) };
+  }
+  const kv = leaf?.response_range?.kvs[0];
+  if (kv === undefined) {
+    // Absent: only an update gets here (its success branch is empty).
+    throw new NotFoundError(`${describe(key)} does not exist`);
+  }
+  const existing = storedOf(kv);
+  if (write.op === "insert") throw new AlreadyExistsError(`${describe(key)} already exists (version ${existing.version})`);
+  if (existing.expiresAt === undefined && bytesEqual(existing.value, write.value)) return { entry: existing, prev: existing };
+  return undefined;
 }
 
 /** The explicit-delete marker, written in the same transaction as any explicit delete. */

@@ -1,0 +1,163 @@
+// Sessions survive a restart of `atomix serve --store etcd` (docs/etcd.md, Sessions; docs/sessions.md).
+// A client holds a lock and leads an election through a real server process in front of real
+// etcd; the server is restarted on the same port within the session TTL, by SIGTERM (graceful:
+// the store lets go of its clients' leases without revoking them) and by SIGKILL. The client
+// reconnects, its session is resumed from its lease, and it still holds the lock at the same
+// fencing version and still leads in the same term; another client's lock() keeps waiting, and
+// gets a higher version once the holder unlocks. A holder that does not come back loses the lock
+// one TTL after its last keep-alive. Over SIGKILL the waiter queues only after the restart: a
+// lock() waiting when the server is killed leaves its request key in the queue, on a lease its
+// client keeps alive (docs/etcd.md, Sessions).
+import assert from "node:assert/strict";
+import { after, before, describe, it, type TestContext } from "node:test";
+import { UnavailableError } from "@atomix-ts/core";
+import { createRemoteRuntime } from "@atomix-ts/remote";
+import { createClient, type AtomixClient, type Lock, type LockHandle } from "@atomix-ts/sdk";
+import { prepareServer, spawnServer, type SpawnedServer } from "@atomix-ts/server/testing";
+import { startEtcd, type EtcdCluster } from "@atomix-ts/store-etcd/testing";
+import { Child } from "./child.js";
+
+// etcd leases are whole seconds; 3 s leaves a restart (stop, start, reconnect) ~2 s of room.
+const TTL_MS = 3000;
+type Restart = "SIGTERM" | "SIGKILL";
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+let names = 0;
+const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+
+function connect(address: string): AtomixClient {
+  return createClient({ runtime: createRemoteRuntime({ address, sessionTtlMs: TTL_MS }), sessionTtlMs: TTL_MS });
+}
+
+/** lock(), asked again while the server is away (a restart withdraws queued requests); the session must survive. */
+async function lockThroughRestarts(client: AtomixClient, lock: Lock): Promise<{ handle: LockHandle; at: number; retries: number }> {
+  const session = await client.session();
+  for (let retries = 0; ; retries++) {
+    try {
+      const handle = await lock.lock();
+      return { handle, at: Date.now(), retries };
+    } catch (error) {
+      if (!(error instanceof UnavailableError) || session.signal.aborted) throw error;
+      await delay(20);
+    }
+  }
+}
+
+/** A server in front of etcd that can be restarted on the same port. */
+async function startServer(args: string[]): Promise<{ server: SpawnedServer; restart(how: Restart): Promise<{ killedAt: number; listeningAt: number }> }> {
+  let server = await spawnServer([...args, "--shutdown-grace-ms", "300"]);
+  const port = String(server.port);
+  return {
+    get server() {
+      return server;
+    },
+    async restart(how) {
+      await using next = await prepareServer([...args, "--shutdown-grace-ms", "300", "--port", port]);
+      const killedAt = Date.now();
+      if (how === "SIGTERM") await server.stop();
+      else await server.kill();
+      server = await next.start();
+      return { killedAt, listeningAt: Date.now() };
+    },
+  };
+}
+
+describe("atomix serve restarted in front of etcd", () => {
+  let etcd: EtcdCluster;
+  let serverArgs: string[];
+  before(async () => {
+    etcd = await startEtcd();
+    serverArgs = ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", `restart-${process.pid}/`];
+  });
+  after(async () => {
+    await etcd.stop();
+  });
+
+  async function holderSurvives(t: TestContext, how: Restart): Promise<void> {
+    const started = await startServer(serverArgs);
+    const holder = connect(started.server.address);
+    const waiter = connect(started.server.address);
+    try {
+      const holderSession = await holder.session();
+      const lock = await holder.getLock(unique("lock"));
+      const election = await holder.getElection(unique("election"), { candidateId: "holder" });
+      const handle = await lock.lock();
+      const leadership = await election.campaign();
+      let acquired: { handle: LockHandle; at: number; retries: number } | undefined;
+      // The waiter's lock(), queued behind the holder (resolves once it is in the queue).
+      const queue = async (): Promise<{ waiting: Promise<{ handle: LockHandle; at: number; retries: number }> }> => {
+        const waiting = lockThroughRestarts(waiter, await waiter.getLock(lock.name)).then((result) => (acquired = result));
+        await delay(200);
+        return { waiting };
+      };
+      const queuedBefore = how === "SIGTERM" ? (await queue()).waiting : undefined;
+
+      const { killedAt, listeningAt } = await started.restart(how);
+      // The holder's next call goes to the restarted server, which resumes its session's lease.
+      assert.equal(await lock.isLocked({ version: handle.version }), true, "the hold survived the restart");
+      assert.equal(await lock.get(), handle.version);
+      const term = await election.getTerm();
+      assert.deepEqual([term.term, term.leader], [leadership.term, "holder"], "the leadership survived, in the same term");
+      const backAt = Date.now();
+      const waiting = queuedBefore ?? (await queue()).waiting;
+
+      // Past one TTL after the restart: the session is kept alive, the waiter still waits.
+      await delay(listeningAt + TTL_MS + 500 - Date.now());
+      assert.equal(holderSession.signal.aborted, false, "the holder's session was resumed, not lost");
+      assert.equal(handle.signal.aborted, false, "the handle's signal did not abort");
+      assert.equal(acquired, undefined, "the waiter was not granted the lock while the holder holds it");
+
+      const unlockedAt = Date.now();
+      assert.equal(await handle.unlock(), true);
+      const granted = await waiting;
+      assert.ok(granted.handle.version > handle.version, `version ${granted.handle.version} is above the holder's ${handle.version}`);
+      assert.ok(granted.at >= unlockedAt, "granted only after the unlock");
+      t.diagnostic(
+        `${how}: restart (kill to listening) ${listeningAt - killedAt} ms; holder's next call answered ${backAt - listeningAt} ms after; ` +
+          `waiter asked ${granted.retries + 1} times; versions ${handle.version} → ${granted.handle.version}`,
+      );
+      await granted.handle.unlock();
+    } finally {
+      await holder.close();
+      await waiter.close();
+      await started.server.stop();
+    }
+  }
+
+  it("SIGTERM: the holder reconnects and keeps its lock at the same version and still leads in the same term; the waiter keeps waiting, then gets a higher version", (t) =>
+    holderSurvives(t, "SIGTERM"));
+
+  it("SIGKILL: the holder reconnects and keeps its lock at the same version and still leads in the same term; a waiter queued after the restart gets a higher version once it unlocks", (t) =>
+    holderSurvives(t, "SIGKILL"));
+
+  it("SIGTERM: a holder that does not come back loses the lock one TTL after its last keep-alive", async (t) => {
+    const started = await startServer(serverArgs);
+    const waiter = connect(started.server.address);
+    const name = unique("lock");
+    try {
+      await using holder = Child.script("lock-client.ts", [started.server.address, name, String(TTL_MS)]);
+      const held = await holder.nextJson<{ event: string; version: string }>((r) => r.event === "acquired");
+      let lastAcked = 0;
+      const acks = (async () => {
+        for (;;) lastAcked = (await holder.nextJson<{ event: string; sentAt: number }>((r) => r.event === "keepalive")).sentAt;
+      })().catch(() => undefined);
+      const waiting = lockThroughRestarts(waiter, await waiter.getLock(name));
+      await delay(200);
+
+      const { killedAt, listeningAt } = await started.restart("SIGTERM");
+      // The holder's process died while the server was down: it never comes back.
+      await holder.kill("SIGKILL");
+      const granted = await waiting;
+      await acks;
+      assert.ok(granted.handle.version > BigInt(held.version));
+      // Its lease had one TTL from its last keep-alive: never less, and not much more.
+      assert.ok(granted.at - lastAcked >= TTL_MS, `granted ${granted.at - lastAcked} ms after the last acknowledged keep-alive`);
+      assert.ok(granted.at - killedAt <= TTL_MS + 1500, `granted ${granted.at - killedAt} ms after the server was stopped`);
+      t.diagnostic(`restart ${listeningAt - killedAt} ms; lock passed ${granted.at - lastAcked} ms after the holder's last keep-alive (TTL ${TTL_MS} ms)`);
+      await granted.handle.unlock();
+    } finally {
+      await waiter.close();
+      await started.server.stop();
+    }
+  });
+});
