@@ -288,7 +288,10 @@ export class EtcdIo {
 
   private async read<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     let last: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // A call to a dead member fails at once and the next picks a member at random: those
+    // retries are free and need no pause; other transient errors get three paced attempts.
+    let unsent = 0;
+    for (let attempt = 0; attempt < 3; ) {
       if (signal?.aborted === true) throw AtomixError.from(signal.reason);
       try {
         return signal === undefined || signal === NEVER ? await call() : await raceSignal(call(), signal);
@@ -296,7 +299,9 @@ export class EtcdIo {
         if (error instanceof AtomixError) throw error;
         last = error;
         if (!(error instanceof Error) || !isRecoverableError(error)) break;
-        await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
+        if (neverSent(error) && ++unsent <= this.endpoints.length * 2) continue;
+        attempt++;
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
       }
     }
     throw mapEtcdError(last, false);
