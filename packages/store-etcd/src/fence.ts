@@ -3,7 +3,8 @@
  * applies only if that hold is current at the moment the write applies.
  *
  * A hold is identified by its queue key in the lock recipe (`<prefix>lock/<name>#q/<session>/<uuid>`)
- * and its grant revision: the fencing version is `versionAt(grant revision)`, and the grant
+ * and its grant revision: the fencing version is the version of the grant revision (place 0, or
+ * place 1 when a release granted it in its own transaction; see recipes/lock.ts), and the grant
  * transaction is the last write of that key (release, session end and lease expiry delete it;
  * the key is unique, so it is never written again). So "held at exactly `version`" is "the
  * holder key still has mod revision `version / 1 000 000`", one etcd compare. Every transaction
@@ -19,7 +20,8 @@ import {
   type PrimitiveType,
 } from "@atomix-ts/core";
 import { cmp, modOf, op, prefixEnd, type EtcdIo, type ICompare, type IRequestOp, type ITxnResponse } from "./etcd-io.js";
-import { baseOf, splitVersion, versionAt } from "./layout.js";
+import { baseOf, splitVersion } from "./layout.js";
+import { heldVersion } from "./recipes/lock.js";
 
 /** The primitive types whose writes accept a fence (SPEC: Counter, Value and Map). */
 const FENCED_TYPES: ReadonlySet<PrimitiveType> = new Set<PrimitiveType>(["counter", "value", "map"]);
@@ -53,12 +55,11 @@ export async function resolveFence(io: EtcdIo, prefix: string, fence: Fence, sig
   const queue = `${baseOf(prefix, "lock", fence.lock)}q/`;
   const read = await io.range(queue, { end: prefixEnd(queue), sortByCreate: true, limit: 1 }, signal);
   const head = read.kvs[0];
-  // The head of the queue holds the lock once its value is `h` (see recipes/lock.ts).
-  if (head === undefined || head.value.toString("utf8") !== "h") throw notHeld(fence, "is not held");
-  const { revision, index } = splitVersion(fence.version);
-  const grant = modOf(head);
-  if (index !== 0 || grant !== revision) throw notHeld(fence, `is held at version ${versionAt(grant)}, not ${fence.version}`);
-  return { lock: fence.lock, version: fence.version, key: head.key.toString("utf8"), grantRevision: grant };
+  // The head of the queue holds the lock once its value says so (see recipes/lock.ts).
+  const held = head === undefined ? undefined : heldVersion(head);
+  if (head === undefined || held === undefined) throw notHeld(fence, "is not held");
+  if (held !== fence.version) throw notHeld(fence, `is held at version ${held}, not ${fence.version}`);
+  return { lock: fence.lock, version: fence.version, key: head.key.toString("utf8"), grantRevision: splitVersion(held).revision };
 }
 
 export type TxnFn = (compare: ICompare[], success: IRequestOp[], failure?: IRequestOp[]) => Promise<ITxnResponse>;

@@ -316,10 +316,15 @@ export class Lock extends Primitive<"lock"> {
             }
           }
         } else if (event.type === "unlocked") {
-          const reason = event.expired
-            ? new UnavailableError(`lock version ${event.lockVersion} was released because its session ended`)
-            : new ConflictError(`lock version ${event.lockVersion} was released by unlock({ ifVersion })`);
-          this.handles.get(event.lockVersion)?.lost(reason, true);
+          // Most releases are other holders' (or this handle's own unlock, already forgotten):
+          // build the reason only for a hold still tracked here.
+          const handle = this.handles.get(event.lockVersion);
+          if (handle !== undefined) {
+            const reason = event.expired
+              ? new UnavailableError(`lock version ${event.lockVersion} was released because its session ended`)
+              : new ConflictError(`lock version ${event.lockVersion} was released by unlock({ ifVersion })`);
+            handle.lost(reason, true);
+          }
         }
         if (tracker.stopped) return;
       }

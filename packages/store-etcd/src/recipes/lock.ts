@@ -1,17 +1,29 @@
 /**
  * Lock: a FIFO queue of keys `<base>q/<session>/<nonce>`, each on its session's lease,
- * ordered by create revision. The value says `w` (waiting) or `h` (held).
+ * ordered by create revision. The value says `w` (waiting) or `h…` (held).
  *
  * - Acquire: one transaction puts the request's key, as `h` if the queue was empty (granted
- *   at once: the fencing token is that revision) or as `w` otherwise.
- * - A waiter watches only its predecessor (the key created just before its own) for
- *   deletion, then re-checks: when no key created before its own remains, it grants itself
- *   with a transaction that re-checks ownership (its key still exists with its create
- *   revision, and every key in the queue was created after its own predecessors left), and
- *   rewrites its key as `h`. The fencing token is that transaction's revision (the key's mod
- *   revision), so tokens strictly increase from one holder to the next.
+ *   at once: the fencing token is that revision) or as `w` otherwise, and then also reads the
+ *   key created just before its own (its predecessor) in the same round trip.
+ * - A waiter watches only its predecessor for deletion. The watch starts "now" (a watch from a
+ *   past revision waits for etcd's catch-up loop, which runs every 100 ms); if etcd's revision
+ *   moved on since the predecessor was seen, one read of that key tells whether it already went.
+ * - When the predecessor is gone, the waiter grants itself with a transaction that re-checks
+ *   ownership (its key still exists with its create revision, still `w`, and every key in the
+ *   queue was created no earlier than its own) and rewrites its key as `h`. The fencing token
+ *   is that revision (the key's mod revision). If someone is still ahead (a waiter in between
+ *   left), the failed transaction reads the new predecessor in the same round trip; if the key
+ *   is already held (an earlier grant whose reply was lost), it reads that grant.
  * - Release deletes the key (with the explicit-delete marker); session end revokes the lease,
- *   which deletes the key (no marker: `expired`), and the next waiter's watch fires.
+ *   which deletes the key (no marker: `expired`), and the next waiter's watch fires. A hold
+ *   granted in this process is released by one transaction on its key (mod revision == grant
+ *   revision: still held); otherwise the queue head is read first.
+ * - Hand-off in one transaction: when the waiter right behind the released key is queued in
+ *   this process too, the release also grants it (compares: the hold is current, the waiter's
+ *   key has its create revision and is still `w`; nobody can be between them, since keys are
+ *   only ever created at the tail). Its key becomes `h1`: its grant event follows the release's
+ *   in that revision, so its fencing token is the version of place 1 of the revision
+ *   (`h`: place 0). The waiter is told in-process; a waiter elsewhere grants itself as above.
  * - A waiter that aborts or times out deletes its own key.
  * etcd 3.4's Lock RPC is not used: its lease re-check fix (etcd #11456) is only in 3.5+.
  */
@@ -20,23 +32,49 @@ import {
   InvalidError,
   UnavailableError,
   canceledBy,
+  raceSignal,
   type LockEvent,
   type Operation,
   type OperationResult,
 } from "@atomix-ts/core";
-import type { IKeyValue, IWatchResponse } from "etcd3";
-import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo } from "../etcd-io.js";
-import { versionAt } from "../layout.js";
+import type { IKeyValue, ITxnResponse } from "etcd3";
+import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
-import { hasMarker, markerPut } from "./entries.js";
+import { hasMarker } from "./entries.js";
+import { localLocks, type LocalWaiter } from "./lock-local.js";
 
+/** Held, granted by its own transaction: the grant is the lock's first event of its revision. */
 const HELD = Buffer.from("h");
+/** Held, granted by the transaction that released the hold before it: its event comes second. */
+const HELD_AFTER_RELEASE = Buffer.from("h1");
 const WAITING = Buffer.from("w");
+const HELD_TAG = HELD[0]!;
 
 const queuePrefix = (base: string): string => `${base}q/`;
 const sessionOf = (key: string, base: string): string => key.slice(queuePrefix(base).length).split("/")[0] ?? "";
-const isHeld = (kv: IKeyValue): boolean => kv.value.equals(HELD);
+const isHeld = (kv: IKeyValue): boolean => kv.value[0] === HELD_TAG;
+
+/** A held key's fencing version: its grant revision and the grant event's place in it. */
+const versionOfHold = (kv: IKeyValue): bigint => versionAt(modOf(kv), kv.value.equals(HELD_AFTER_RELEASE) ? 1 : 0);
+
+/**
+ * The fencing version of the lock's queue head, or undefined if it is not held (fence.ts:
+ * a hold is current while its key's mod revision is the revision of this version).
+ */
+export const heldVersion = (head: IKeyValue): bigint | undefined => (isHeld(head) ? versionOfHold(head) : undefined);
+
+/*
+ * The lock's writes ask for no previous key-values back (unlike `op.put`/`op.del`): nothing
+ * reads them, and decoding them was a good part of a release's client CPU.
+ */
+const put = (key: string, value: Buffer, lease: string): IRequestOp => ({ request_put: { key: kb(key), value, lease } });
+/** Rewrites a queued key as held, keeping its lease (its own session's). */
+const grantPut = (key: string): IRequestOp => ({ request_put: { key: kb(key), value: HELD_AFTER_RELEASE, ignore_lease: true } });
+const del = (key: string): IRequestOp => ({ request_delete_range: { key: kb(key) } });
+/** The explicit-delete marker (layout.ts): watchers tell a release from a lease expiry by it. */
+const marker = (base: string): IRequestOp => ({ request_put: { key: kb(`${base}${MARKER}`), value: Buffer.alloc(0) } });
 
 /** The first key of the queue (the holder, or the waiter about to grant itself). */
 async function head(ctx: RecipeContext): Promise<IKeyValue | undefined> {
@@ -45,28 +83,103 @@ async function head(ctx: RecipeContext): Promise<IKeyValue | undefined> {
   return read.kvs[0];
 }
 
-/** Deletes a key with the explicit-delete marker if it is still at `mod`; returns whether it did. */
-async function release(ctx: RecipeContext, key: string, compare: ReturnType<typeof cmp.modIs>): Promise<boolean> {
-  const txn = await ctx.io.txn([compare], [op.del(key), markerPut(ctx.base)]);
+/** Reads (inside a transaction) the newest queue key created at or before `maxCreate` (any if undefined). */
+function newestOp(base: string, maxCreate?: bigint): IRequestOp {
+  const prefix = queuePrefix(base);
+  return op.rangeWith(prefix, { end: prefixEnd(prefix), sortByCreate: true, descending: true, limit: 1, keysOnly: true, maxCreate });
+}
+
+/** The key a read made by `newestOp` found, if any. */
+const newestIn = (txn: ITxnResponse, index: number): string | undefined => {
+  const kv = txn.responses[index]?.response_range.kvs[0];
+  return kv === undefined ? undefined : ks(kv.key);
+};
+
+/** Records a grant made in this process, for a release with no read. */
+function granted(ctx: RecipeContext, key: string, version: bigint): { version: bigint } {
+  localLocks(ctx.io).granted(ctx.base, { key, version, session: ctx.session.id });
+  return { version };
+}
+
+/** Deletes a key with the explicit-delete marker if `compare` holds; returns whether it did. */
+async function release(ctx: RecipeContext, key: string, compare: ICompare): Promise<boolean> {
+  const txn = await ctx.io.txn([compare], [del(key), marker(ctx.base)]);
   return txn.succeeded;
 }
 
 /**
- * Waits in the queue until this key is first, then grants it. Rejects with the call's
- * reason on abort or timeout (after deleting the key), or UnavailableError if the session ends.
+ * Releases a hold this process granted, if it is the one asked for (`version`, or with no
+ * version the session's own): one transaction, no read, and the lock goes straight to the next
+ * waiter if that one is queued here too. Returns undefined when it cannot tell (no such hold
+ * known, or it is no longer current), and the caller reads the queue.
  */
-async function waitForGrant(ctx: RecipeContext, key: string, created: bigint): Promise<bigint> {
+async function releaseKnown(ctx: RecipeContext, version: bigint | undefined): Promise<true | undefined> {
+  const local = localLocks(ctx.io);
+  const hold = local.hold(ctx.base);
+  if (hold === undefined) return undefined;
+  if (version === undefined ? hold.session !== ctx.session.id : hold.version !== version) return undefined;
+  // The key's mod revision is its grant revision for as long as the hold lasts (fence.ts relies
+  // on it too): the compare holds exactly while this hold is current.
+  const current = cmp.modIs(hold.key, splitVersion(hold.version).revision);
+  const next = local.waiterBehind(hold.key);
+  const released = next === undefined ? await release(ctx, hold.key, current) : await releaseTo(ctx, hold.key, current, next);
+  local.forgetHold(ctx.base, hold);
+  return released ? true : undefined;
+}
+
+/**
+ * Releases `key` (held while `current` holds) and grants `next`, queued right behind it in this
+ * process, in the same transaction; if `next` cannot take it (it left or was granted), only
+ * releases. Returns whether the release applied.
+ */
+async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, next: LocalWaiter): Promise<boolean> {
+  let settle!: (version: bigint | undefined) => void;
+  next.handOff = new Promise((resolve) => (settle = resolve));
+  let txn: ITxnResponse;
+  try {
+    txn = await ctx.io.txn(
+      [current, cmp.createdAt(next.key, next.created), cmp.valueIs(next.key, WAITING)],
+      [del(key), marker(ctx.base), grantPut(next.key)],
+      [op.txn([current], [del(key), marker(ctx.base)])],
+    );
+  } catch (error) {
+    // Outcome unknown: the waiter sees the key ahead go (or not) and finds out for itself.
+    settle(undefined);
+    throw error;
+  }
+  if (!txn.succeeded) {
+    settle(undefined);
+    return txn.responses[0]?.response_txn.succeeded === true;
+  }
+  settle(versionAt(revisionOf(txn), 1));
+  next.wake();
+  return true;
+}
+
+/** Where a waiter stands: the key just ahead of it (none: it is first), as seen at `revision`. */
+interface Place {
+  readonly ahead: string | undefined;
+  readonly revision: bigint;
+}
+
+/**
+ * Waits in the queue until this key is first, then grants it; returns the version granted.
+ * `place` is where the key stood when queued (undefined: unknown, read it). Rejects with the
+ * call's reason on abort or timeout (after deleting the key), or UnavailableError if the session ends.
+ */
+async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, place: Place | undefined): Promise<bigint> {
   const prefix = queuePrefix(ctx.base);
   const end = prefixEnd(prefix);
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   try {
     for (;;) {
       try {
-        return await tryGrant();
+        return await tryGrant(place);
       } catch (error) {
         // etcd unreachable for a moment (a leader election, a member restart): keep waiting,
         // re-checking the queue, until granted, aborted, timed out or the session is lost.
         if (signal.aborted || !(error instanceof UnavailableError) || lostKey(error)) throw error;
+        place = undefined;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
@@ -80,28 +193,55 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint): P
     throw error;
   }
 
-  /** Grants when first in line; otherwise waits for the predecessor to go and looks again. */
-  async function tryGrant(): Promise<bigint> {
+  /** Waits for the key ahead to go, then tries to grant; a failed try says who is ahead now. */
+  async function tryGrant(known: Place | undefined): Promise<bigint> {
+    let at = known ?? (await findPlace());
     for (;;) {
       checkSignal(signal);
-      const before = await ctx.io.range(prefix, { end, sortByCreate: true, keysOnly: true, maxCreate: created - 1n }, signal);
-      const predecessors = before.kvs.filter((kv) => createOf(kv) < created);
-      const predecessor = predecessors[predecessors.length - 1];
-      if (predecessor === undefined) {
-        // First in line: grant, re-checking that our key is still ours and nobody is ahead.
-        const txn = await ctx.io.txn(
-          [cmp.createdAt(key, created), cmp.rangeCreatedAfter(prefix, end, created - 1n)],
-          [op.put(key, HELD, ctx.session.lease)],
-          [op.get(key)],
-        );
-        if (txn.succeeded) return versionAt(revisionOf(txn));
-        if (txn.responses[0]?.response_range.kvs.length === 0) {
-          throw new LostKeyError("the lock request's key vanished: the session's lease expired");
-        }
-        continue;
+      if (at.ahead !== undefined) {
+        const handed = await waitBehind(at.ahead, at.revision);
+        if (handed !== undefined) return handed;
       }
-      await waitForDelete(ctx.io, ks(predecessor.key), revisionOf(before) + 1n, signal);
+      // Re-check atomically: our key is still ours and still waiting, and nobody is ahead.
+      const txn = await ctx.io.txn(
+        [cmp.createdAt(key, created), cmp.valueIs(key, WAITING), cmp.rangeCreatedAfter(prefix, end, created - 1n)],
+        [put(key, HELD, ctx.session.lease)],
+        [op.get(key), newestOp(ctx.base, created - 1n)],
+      );
+      if (txn.succeeded) return versionAt(revisionOf(txn));
+      const own = txn.responses[0]?.response_range.kvs[0];
+      if (own === undefined || createOf(own) !== created) {
+        throw new LostKeyError("the lock request's key vanished: the session's lease expired");
+      }
+      // Granted already: by a release's hand-off, or by an earlier try whose reply was lost.
+      if (isHeld(own)) return versionOfHold(own);
+      at = { ahead: newestIn(txn, 1), revision: revisionOf(txn) };
     }
+  }
+
+  /**
+   * Waits until `ahead` (seen at `seenAt`) is gone, or a release in this process handed us the
+   * lock; returns the version so handed, if any.
+   */
+  async function waitBehind(ahead: string, seenAt: bigint): Promise<bigint | undefined> {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    const waiter: LocalWaiter = { key, created, wake };
+    const leave = localLocks(ctx.io).waitBehind(ahead, waiter);
+    try {
+      await waitForDelete(ctx.io, ahead, seenAt, signal, woken);
+      // A hand-off under way deletes `ahead` in its transaction: wait for its answer.
+      return waiter.handOff === undefined ? undefined : await raceSignal(waiter.handOff, signal);
+    } finally {
+      leave();
+    }
+  }
+
+  /** Reads the key just ahead of ours. */
+  async function findPlace(): Promise<Place> {
+    const before = await ctx.io.range(prefix, { end, sortByCreate: true, descending: true, limit: 1, keysOnly: true, maxCreate: created - 1n }, signal);
+    const ahead = before.kvs[0];
+    return { ahead: ahead === undefined ? undefined : ks(ahead.key), revision: revisionOf(before) };
   }
 }
 
@@ -111,37 +251,57 @@ class LostKeyError extends UnavailableError {
 }
 const lostKey = (error: unknown): boolean => (error as { lostKey?: unknown }).lostKey === true;
 
-/** Resolves when `key` is deleted at or after `fromRevision` (or is already gone). */
-async function waitForDelete(io: EtcdIo, key: string, fromRevision: bigint, signal: AbortSignal): Promise<void> {
-  const stream = await io.openWatch();
+/**
+ * Resolves when `key`, which existed at `seenAt`, is deleted, or when `until` resolves. The
+ * watch starts at etcd's current revision (a watch from a past revision is served by etcd's
+ * catch-up loop, which runs every 100 ms); if that is past `seenAt`, one read tells whether
+ * the key went meanwhile.
+ */
+async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: AbortSignal, until: Promise<void>): Promise<void> {
+  checkSignal(signal);
   io.keyWatches.set(key, (io.keyWatches.get(key) ?? 0) + 1);
+  let cancel: (() => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => reject(canceledBy(signal));
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      const done = (error?: Error): void => {
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
         signal.removeEventListener("abort", onAbort);
         if (error === undefined) resolve();
         else reject(error);
       };
-      stream.on("data", (response: IWatchResponse) => {
-        if (response.canceled) {
-          // Compacted past our start: we cannot tell, so re-check the queue.
-          done();
-          return;
-        }
-        if (response.events.some((e) => e.type === "Delete")) done();
-      });
-      stream.on("error", (error: Error) => done(new UnavailableError(`etcd watch failed: ${error.message}`, { cause: error })));
-      stream.on("end", () => done(new UnavailableError("etcd watch stream ended")));
-      stream.write({ create_request: { key: kb(key), start_revision: String(fromRevision) } });
+      const onAbort = (): void => settle(canceledBy(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+      void until.then(() => settle());
+      io.keyWatchStream
+        .watch(key, {
+          created: (revision) => {
+            if (revision <= seenAt) return;
+            // Deleted between `seenAt` and the watch's start? Then no event will come: ask.
+            io.range(key, { countOnly: true }, signal).then(
+              (read) => {
+                if (read.count === "0") settle();
+              },
+              (error: unknown) => settle(error as Error),
+            );
+          },
+          gone: () => settle(),
+          failed: (error) => settle(error),
+        })
+        .then(
+          (stop) => {
+            cancel = stop;
+            if (settled) stop();
+          },
+          (error: unknown) => settle(error as Error),
+        );
     });
   } finally {
+    cancel?.();
     const count = (io.keyWatches.get(key) ?? 1) - 1;
     if (count === 0) io.keyWatches.delete(key);
     else io.keyWatches.set(key, count);
-    stream.cancel();
   }
 }
 
@@ -149,7 +309,7 @@ async function waitForDelete(io: EtcdIo, key: string, fromRevision: bigint, sign
 function removeLater(ctx: RecipeContext, key: string): void {
   const attempt = (): void => {
     if (ctx.session.signal.aborted) return;
-    ctx.io.txn([cmp.present(key)], [op.del(key), markerPut(ctx.base)]).then(
+    ctx.io.txn([cmp.present(key)], [del(key), marker(ctx.base)]).then(
       () => undefined,
       () => setTimeout(attempt, 500).unref(),
     );
@@ -171,8 +331,9 @@ export const lockRecipe: Recipe<"lock"> = {
         try {
           txn = await ctx.io.txn(
             [cmp.rangeEmpty(prefix, end)],
-            [op.put(key, HELD, lease)],
-            operation.op === "lock" ? [op.put(key, WAITING, lease)] : [],
+            [put(key, HELD, lease)],
+            // Queued: read the newest key before ours (our predecessor) in the same round trip.
+            operation.op === "lock" ? [newestOp(ctx.base), put(key, WAITING, lease)] : [],
           );
         } catch (error) {
           // The reply was lost: the request's key is unique, so look for it to learn the outcome.
@@ -183,21 +344,22 @@ export const lockRecipe: Recipe<"lock"> = {
             removeLater(ctx, key);
             throw error;
           }
-          if (isHeld(found)) return { version: versionAt(modOf(found)) };
-          return { version: await waitForGrant(ctx, key, createOf(found)) };
+          if (isHeld(found)) return granted(ctx, key, versionOfHold(found));
+          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined));
         }
         const revision = revisionOf(txn);
-        if (txn.succeeded) return { version: versionAt(revision) };
+        if (txn.succeeded) return granted(ctx, key, versionAt(revision));
         if (operation.op === "tryLock") return {};
-        return { version: await waitForGrant(ctx, key, revision) };
+        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(txn, 0), revision }));
       }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");
+        if ((await releaseKnown(ctx, version)) === true) return { unlocked: true };
         for (;;) {
           const holder = await head(ctx);
           if (holder === undefined || !isHeld(holder)) return { unlocked: false };
           const key = ks(holder.key);
-          const matches = version === undefined ? sessionOf(key, ctx.base) === ctx.session.id : versionAt(modOf(holder)) === version;
+          const matches = version === undefined ? sessionOf(key, ctx.base) === ctx.session.id : versionOfHold(holder) === version;
           if (!matches) return { unlocked: false };
           if (await release(ctx, key, cmp.modIs(key, modOf(holder)))) return { unlocked: true };
         }
@@ -205,12 +367,12 @@ export const lockRecipe: Recipe<"lock"> = {
       case "isLocked": {
         const version = optionalVersion(operation.version, "version");
         const holder = await head(ctx);
-        return { locked: holder !== undefined && isHeld(holder) && (version === undefined || versionAt(modOf(holder)) === version) };
+        return { locked: holder !== undefined && isHeld(holder) && (version === undefined || versionOfHold(holder) === version) };
       }
       case "get": {
         const holder = await head(ctx);
         if (holder === undefined || !isHeld(holder)) return {};
-        return { version: versionAt(modOf(holder)), session: sessionOf(ks(holder.key), ctx.base) };
+        return { version: versionOfHold(holder), session: sessionOf(ks(holder.key), ctx.base) };
       }
       default:
         throw new InvalidError(`unknown lock operation ${JSON.stringify((operation as { op: unknown }).op)}`);
@@ -224,22 +386,23 @@ export const lockRecipe: Recipe<"lock"> = {
         const queue = kvs.filter((kv) => ks(kv.key).startsWith(prefix)).sort((a, b) => (createOf(a) < createOf(b) ? -1 : 1));
         const first = queue[0];
         if (first === undefined || !isHeld(first)) return [];
-        const version = versionAt(modOf(first));
+        const version = versionOfHold(first);
         const event: LockEvent = { type: "locked", lockVersion: version, session: sessionOf(ks(first.key), base) };
         return [{ event, version }];
       },
-      apply(changes, revision) {
+      apply(changes) {
         const explicit = hasMarker(changes, base);
         const out: LockEvent[] = [];
         for (const change of changes) {
           if (!change.key.startsWith(prefix)) continue;
           if (change.type === "Put" && isHeld(change.kv)) {
-            out.push({ type: "locked", lockVersion: versionAt(revision), session: sessionOf(change.key, base) });
+            out.push({ type: "locked", lockVersion: versionOfHold(change.kv), session: sessionOf(change.key, base) });
           } else if (change.type === "Delete" && change.prev !== undefined && isHeld(change.prev)) {
-            out.push({ type: "unlocked", lockVersion: versionAt(modOf(change.prev)), expired: !explicit });
+            out.push({ type: "unlocked", lockVersion: versionOfHold(change.prev), expired: !explicit });
           }
         }
-        // A release and the next grant never share a revision, but keep unlocks first anyway.
+        // A hand-off releases and grants in one revision: the release comes first (the grant's
+        // `h1` says its place is 1, so its event's version is its fencing token).
         return out.sort((a, b) => (a.type === b.type ? 0 : a.type === "unlocked" ? -1 : 1));
       },
     };

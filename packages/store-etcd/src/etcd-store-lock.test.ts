@@ -1,0 +1,249 @@
+// The etcd lock's short paths on real etcd: a release of a hold granted by this store is one
+// transaction with no read; a release hands the lock to the next waiter of the same store in
+// that transaction (version after the release's event, fences and watches agree); waiters of
+// another store still go through their predecessor watch; a predecessor that leaves before the
+// watch is registered is noticed; a lost grant reply is recognised; an abort racing a hand-off
+// leaves nothing in the queue.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import {
+  CanceledError,
+  ConflictError,
+  UnavailableError,
+  type PrimitiveRef,
+  type RuntimeEvent,
+  type RuntimeSession,
+} from "@atomix-ts/core";
+import { prefixEnd } from "./etcd-io.js";
+import { createEtcdStore, type EtcdStore } from "./index.js";
+import { versionAt } from "./layout.js";
+import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+
+let names = 0;
+const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
+
+/** Counts the etcd requests a store sends while `body` runs. */
+async function counting<T>(store: EtcdStore, body: () => Promise<T>): Promise<{ result: T; txns: number; ranges: number }> {
+  const io = store.io;
+  const txn = io.txn.bind(io);
+  const range = io.range.bind(io);
+  let txns = 0;
+  let ranges = 0;
+  io.txn = (...args) => (txns++, txn(...args));
+  io.range = (...args) => (ranges++, range(...args));
+  try {
+    return { result: await body(), txns, ranges };
+  } finally {
+    io.txn = txn;
+    io.range = range;
+  }
+}
+
+/** Waits until `condition` holds (polling), failing after 5 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail("condition not met within 5 s");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe("etcd store: lock short paths", () => {
+  let etcd: EtcdCluster;
+  let store: EtcdStore;
+  let other: EtcdStore;
+  before(async () => {
+    etcd = await startEtcd();
+    const prefix = `lock-test-${process.pid}/`;
+    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    // A second store on the same prefix: another process, as far as the lock can tell.
+    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+  });
+  after(async () => {
+    await store.close();
+    await other.close();
+    await etcd.stop();
+  });
+
+  const queueLength = async (ref: PrimitiveRef<"lock">): Promise<number> => {
+    const queue = `${store.prefix}lock/${ref.name}#q/`;
+    return Number((await store.io.range(queue, { end: prefixEnd(queue), countOnly: true })).count);
+  };
+
+  it("a hold granted by this store is released with one transaction and no read", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    const { version } = await session.execute(ref, { op: "lock" });
+    const { result, txns, ranges } = await counting(store, () => session.execute(ref, { op: "unlock", version }));
+    assert.deepEqual([result.unlocked, txns, ranges], [true, 1, 0]);
+    // Released already: the known hold fails its compare, and the queue read finds nothing.
+    assert.equal((await session.execute(ref, { op: "unlock", version })).unlocked, false);
+    // Without a version, the session's own hold, the same way.
+    await session.execute(ref, { op: "lock" });
+    const own = await counting(store, () => session.execute(ref, { op: "unlock" }));
+    assert.deepEqual([own.result.unlocked, own.txns, own.ranges], [true, 1, 0]);
+    await session.close();
+  });
+
+  it("a release hands the lock to this store's next waiter in the same transaction; versions, events and fences agree", async () => {
+    const ref = lockRef();
+    const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    const [a, b] = [await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const watch = await a.watch(ref, { fromVersion: held.version });
+    const events = watch[Symbol.asyncIterator]();
+    const waiting = b.execute(ref, { op: "lock" });
+    await until(() => store.io.keyWatches.size === 1);
+    // The release is the only write until the waiter holds the lock: it needs no grant of its own.
+    const { result, txns } = await counting(store, async () => {
+      assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      return waiting;
+    });
+    assert.equal(txns, 1);
+    const next = result.version;
+    const revision = next / versionAt(1n);
+    assert.equal(next, versionAt(revision, 1), "the grant's event comes second in the release's revision");
+    const [unlocked, locked] = [(await events.next()).value, (await events.next()).value] as Array<RuntimeEvent<"lock">>;
+    assert.deepEqual(
+      [unlocked?.type, unlocked?.version, unlocked?.type === "unlocked" && unlocked.lockVersion, unlocked?.type === "unlocked" && unlocked.expired],
+      ["unlocked", versionAt(revision, 0), held.version, false],
+    );
+    assert.deepEqual(
+      [locked?.type, locked?.version, locked?.type === "locked" && locked.lockVersion, locked?.type === "locked" && locked.session],
+      ["locked", next, next, b.id],
+    );
+    await watch.close();
+    assert.deepEqual(await b.execute(ref, { op: "get" }), { version: next, session: b.id });
+    assert.equal((await b.execute(ref, { op: "isLocked", version: next })).locked, true);
+    // Fences name the handed-off hold by that version, and refuse the released one.
+    assert.equal((await b.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: next } })).value, 1n);
+    await assert.rejects(a.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: held.version } }), ConflictError);
+    // The session that received the hold releases it like any other.
+    assert.equal((await b.execute(ref, { op: "unlock" })).unlocked, true);
+    assert.equal(await queueLength(ref), 0);
+    await a.close();
+    await b.close();
+  });
+
+  it("a waiter of another store is granted through its predecessor watch, at place 0 of its own grant", async () => {
+    const ref = lockRef();
+    const [mine, theirs] = [await store.openSession(), await other.openSession()];
+    const held = await mine.execute(ref, { op: "lock" });
+    const waiting = theirs.execute(ref, { op: "lock" });
+    await until(() => other.io.keyWatches.size === 1);
+    assert.equal((await mine.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    const next = (await waiting).version;
+    assert.ok(next > held.version);
+    assert.equal(next % versionAt(1n), 0n);
+    assert.equal((await theirs.execute(ref, { op: "unlock", version: next })).unlocked, true);
+    await mine.close();
+    await theirs.close();
+  });
+
+  it("a predecessor that leaves before the waiter's watch is registered is still noticed", async () => {
+    const ref = lockRef();
+    const [holder, waiter] = [await store.openSession(), await other.openSession()];
+    const held = await holder.execute(ref, { op: "lock" });
+    const keyWatches = other.io.keyWatchStream;
+    const watch = keyWatches.watch.bind(keyWatches);
+    // The release lands between the waiter's enqueue and its watch: no delete event will come.
+    keyWatches.watch = async (...args) => {
+      keyWatches.watch = watch;
+      assert.equal((await holder.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      return watch(...args);
+    };
+    try {
+      const granted = await waiter.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+      assert.ok(granted.version > held.version);
+    } finally {
+      keyWatches.watch = watch;
+    }
+    await holder.close();
+    await waiter.close();
+  });
+
+  it("a grant whose reply was lost is recognised on the retry, not granted twice", async () => {
+    const ref = lockRef();
+    const [holder, waiter] = [await store.openSession(), await other.openSession()];
+    const held = await holder.execute(ref, { op: "lock" });
+    const waiting = waiter.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => other.io.keyWatches.size === 1);
+    const io = other.io;
+    const txn = io.txn.bind(io);
+    let applied: bigint | undefined;
+    // The waiter's grant applies, but its reply is lost.
+    io.txn = async (...args) => {
+      io.txn = txn;
+      const response = await txn(...args);
+      applied = BigInt(response.header.revision);
+      throw new UnavailableError("etcd did not answer in time (the write may or may not have been applied)");
+    };
+    try {
+      await holder.execute(ref, { op: "unlock", version: held.version });
+      const granted = await waiting;
+      assert.equal(granted.version, versionAt(applied!));
+    } finally {
+      io.txn = txn;
+    }
+    assert.equal((await waiter.execute(ref, { op: "get" })).version, versionAt(applied!));
+    await holder.close();
+    await waiter.close();
+  });
+
+  it("a waiter that gives up while a hand-off to it is under way leaves nothing in the queue", async () => {
+    const ref = lockRef();
+    const [a, b] = [await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const controller = new AbortController();
+    const waiting = b.execute(ref, { op: "lock" }, { signal: controller.signal });
+    const rejected = assert.rejects(waiting, CanceledError);
+    await until(() => store.io.keyWatches.size === 1);
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    // The waiter aborts just as the release (granting it) is sent.
+    io.txn = async (...args) => {
+      io.txn = txn;
+      controller.abort();
+      return txn(...args);
+    };
+    try {
+      assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      await rejected;
+    } finally {
+      io.txn = txn;
+    }
+    await until(() => store.io.keyWatches.size === 0);
+    assert.equal(await queueLength(ref), 0);
+    assert.equal((await a.execute(ref, { op: "isLocked" })).locked, false);
+    await a.close();
+    await b.close();
+  });
+
+  it("sessions of two stores contending: one holder at a time, every grant once, increasing versions", async () => {
+    const ref = lockRef();
+    const sessions: RuntimeSession[] = [];
+    for (let i = 0; i < 6; i++) sessions.push(await (i % 2 === 0 ? store : other).openSession());
+    const order: number[] = [];
+    let version = 0n;
+    let holders = 0;
+    await Promise.all(
+      sessions.map(async (session, i) => {
+        for (let round = 0; round < 5; round++) {
+          const granted = await session.execute(ref, { op: "lock" }, { timeoutMs: 10_000 });
+          holders++;
+          assert.equal(holders, 1, "one holder at a time");
+          assert.ok(granted.version > version, "fencing versions increase");
+          version = granted.version;
+          order.push(i);
+          await new Promise((resolve) => setImmediate(resolve));
+          holders--;
+          assert.equal((await session.execute(ref, { op: "unlock", version: granted.version })).unlocked, true);
+        }
+      }),
+    );
+    assert.equal(order.length, 30);
+    assert.equal(await queueLength(ref), 0);
+    await Promise.all(sessions.map((s) => s.close()));
+  });
+});

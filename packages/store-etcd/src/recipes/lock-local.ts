@@ -1,0 +1,79 @@
+/**
+ * What one store (one process) knows about the locks it serves, so that the common cases cost
+ * fewer round trips: the holds it granted (a release is then one transaction on a known key,
+ * with no read of the queue) and the waiters it queued, by the key each one waits behind (a
+ * release can then grant that waiter in its own transaction). Everything here is a hint checked
+ * by etcd compares; a miss only means the slower path.
+ */
+import type { EtcdIo } from "../etcd-io.js";
+
+/** A hold granted in this process: its queue key, its version and its session. */
+export interface LocalHold {
+  readonly key: string;
+  readonly version: bigint;
+  readonly session: string;
+}
+
+/** A waiter of this process, queued right behind the key it is registered under. */
+export interface LocalWaiter {
+  readonly key: string;
+  readonly created: bigint;
+  /**
+   * Set (before its transaction is sent) by a release in this process that grants this waiter
+   * in the same transaction: resolves to the version granted, or undefined if it did not.
+   */
+  handOff?: Promise<bigint | undefined>;
+  /** Ends the waiter's wait for the key ahead: the hand-off granted it. */
+  wake(): void;
+}
+
+/** A store's per-lock knowledge; holds are kept for at most this many locks (oldest dropped). */
+const MAX_HOLDS = 4096;
+
+export class LocalLocks {
+  /** The latest hold granted here, per lock (key base). */
+  private readonly holds = new Map<string, LocalHold>();
+  /** Waiters queued here, by the key just ahead of each. */
+  private readonly waiters = new Map<string, LocalWaiter>();
+
+  /** Records a grant; the lock's earlier holds are all over (only the queue head is ever held). */
+  granted(base: string, hold: LocalHold): void {
+    this.holds.delete(base);
+    this.holds.set(base, hold);
+    if (this.holds.size > MAX_HOLDS) this.holds.delete(this.holds.keys().next().value!);
+  }
+
+  hold(base: string): LocalHold | undefined {
+    return this.holds.get(base);
+  }
+
+  /** Forgets `hold` (released or found over), unless a later grant replaced it already. */
+  forgetHold(base: string, hold: LocalHold): void {
+    if (this.holds.get(base) === hold) this.holds.delete(base);
+  }
+
+  /** Registers `waiter` as queued right behind `ahead`; returns the function that removes it. */
+  waitBehind(ahead: string, waiter: LocalWaiter): () => void {
+    this.waiters.set(ahead, waiter);
+    return () => {
+      if (this.waiters.get(ahead) === waiter) this.waiters.delete(ahead);
+    };
+  }
+
+  /** The waiter of this process queued right behind `key`, if any. */
+  waiterBehind(key: string): LocalWaiter | undefined {
+    return this.waiters.get(key);
+  }
+}
+
+const byIo = new WeakMap<EtcdIo, LocalLocks>();
+
+/** The store's local lock knowledge (one per etcd connection, so per store). */
+export function localLocks(io: EtcdIo): LocalLocks {
+  let local = byIo.get(io);
+  if (local === undefined) {
+    local = new LocalLocks();
+    byIo.set(io, local);
+  }
+  return local;
+}
