@@ -3,17 +3,18 @@
 // etcd; the server is restarted on the same port within the session TTL, by SIGTERM (graceful:
 // the store lets go of its clients' leases without revoking them) and by SIGKILL. The client
 // reconnects, its session is resumed from its lease, and it still holds the lock at the same
-// fencing version and still leads in the same term; another client's lock() keeps waiting, and
-// gets a higher version once the holder unlocks. A holder that does not come back loses the lock
-// one TTL after its last keep-alive. Over SIGKILL the waiter queues only after the restart: a
-// lock() waiting when the server is killed leaves its request key in the queue, on a lease its
-// client keeps alive (docs/etcd.md, Sessions).
+// fencing version and still leads in the same term. Another client's lock(), queued before the
+// restart, fails with its server and is asked again; its old request is gone from the queue —
+// deleted by the stopping server, or, after SIGKILL, withdrawn by the restarted one when it
+// resumes that client's session — so the retried lock() gets a higher version promptly once the
+// holder unlocks. A holder that does not come back loses the lock one TTL after its last keep-alive.
 import assert from "node:assert/strict";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { UnavailableError } from "@atomix-ts/core";
 import { createRemoteRuntime } from "@atomix-ts/remote";
 import { createClient, type AtomixClient, type Lock, type LockHandle } from "@atomix-ts/sdk";
 import { prepareServer, spawnServer, type SpawnedServer } from "@atomix-ts/server/testing";
+import { createEtcdStore, type EtcdStore } from "@atomix-ts/store-etcd";
 import { startEtcd, type EtcdCluster } from "@atomix-ts/store-etcd/testing";
 import { Child } from "./child.js";
 
@@ -22,6 +23,19 @@ const TTL_MS = 3000;
 type Restart = "SIGTERM" | "SIGKILL";
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** `promise`, or a failure if it has not settled within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `${what}: not within ${ms} ms` })), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 let names = 0;
 const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
 
@@ -65,13 +79,26 @@ async function startServer(args: string[]): Promise<{ server: SpawnedServer; res
 describe("atomix serve restarted in front of etcd", () => {
   let etcd: EtcdCluster;
   let serverArgs: string[];
+  /** The servers' store, read directly (no session): where the lock queues are seen. */
+  let inspector: EtcdStore;
   before(async () => {
     etcd = await startEtcd();
-    serverArgs = ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", `restart-${process.pid}/`];
+    const prefix = `restart-${process.pid}/`;
+    serverArgs = ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", prefix];
+    inspector = createEtcdStore({ endpoints: etcd.endpoints, prefix });
   });
   after(async () => {
+    await inspector.close();
     await etcd.stop();
   });
+
+  /** A lock's queue in etcd, oldest first: each request's session, and whether it holds or waits. */
+  async function queueOf(name: string): Promise<Array<[string, "held" | "waiting"]>> {
+    const queue = `${inspector.prefix}lock/${name}#q/`;
+    // The end of the prefix range: its last character ("/") plus one.
+    const read = await inspector.io.range(queue, { end: Buffer.from(`${queue.slice(0, -1)}0`), sortByCreate: true });
+    return read.kvs.map((kv) => [kv.key.toString().slice(queue.length).split("/")[0]!, kv.value.toString().startsWith("h") ? "held" : "waiting"]);
+  }
 
   async function holderSurvives(t: TestContext, how: Restart): Promise<void> {
     const started = await startServer(serverArgs);
@@ -79,18 +106,18 @@ describe("atomix serve restarted in front of etcd", () => {
     const waiter = connect(started.server.address);
     try {
       const holderSession = await holder.session();
+      const waiterSession = await waiter.session();
       const lock = await holder.getLock(unique("lock"));
       const election = await holder.getElection(unique("election"), { candidateId: "holder" });
       const handle = await lock.lock();
       const leadership = await election.campaign();
       let acquired: { handle: LockHandle; at: number; retries: number } | undefined;
-      // The waiter's lock(), queued behind the holder (resolves once it is in the queue).
-      const queue = async (): Promise<{ waiting: Promise<{ handle: LockHandle; at: number; retries: number }> }> => {
-        const waiting = lockThroughRestarts(waiter, await waiter.getLock(lock.name)).then((result) => (acquired = result));
-        await delay(200);
-        return { waiting };
-      };
-      const queuedBefore = how === "SIGTERM" ? (await queue()).waiting : undefined;
+      // The waiter's lock(), queued behind the holder before the restart.
+      const waiting = lockThroughRestarts(waiter, await waiter.getLock(lock.name)).then((result) => (acquired = result));
+      // Awaited below; a failed assertion before that must not be masked by its rejection at close.
+      waiting.catch(() => undefined);
+      await delay(200);
+      assert.deepEqual(await queueOf(lock.name), [[holderSession.id, "held"], [waiterSession.id, "waiting"]], "the waiter is queued");
 
       const { killedAt, listeningAt } = await started.restart(how);
       // The holder's next call goes to the restarted server, which resumes its session's lease.
@@ -99,24 +126,32 @@ describe("atomix serve restarted in front of etcd", () => {
       const term = await election.getTerm();
       assert.deepEqual([term.term, term.leader], [leadership.term, "holder"], "the leadership survived, in the same term");
       const backAt = Date.now();
-      const waiting = queuedBefore ?? (await queue()).waiting;
 
-      // Past one TTL after the restart: the session is kept alive, the waiter still waits.
+      // Past one TTL after the restart: the sessions are kept alive, the waiter still waits.
       await delay(listeningAt + TTL_MS + 500 - Date.now());
       assert.equal(holderSession.signal.aborted, false, "the holder's session was resumed, not lost");
+      assert.equal(waiterSession.signal.aborted, false, "the waiter's session was resumed, not lost");
       assert.equal(handle.signal.aborted, false, "the handle's signal did not abort");
       assert.equal(acquired, undefined, "the waiter was not granted the lock while the holder holds it");
+      // The request queued before the restart is gone; the waiter's retry is queued behind the holder.
+      assert.deepEqual(await queueOf(lock.name), [[holderSession.id, "held"], [waiterSession.id, "waiting"]]);
 
       const unlockedAt = Date.now();
       assert.equal(await handle.unlock(), true);
-      const granted = await waiting;
+      // Promptly: not held up by a stale request (its lease is kept alive: it would never go).
+      const granted = await within(waiting, TTL_MS, "the waiter was granted after the unlock");
       assert.ok(granted.handle.version > handle.version, `version ${granted.handle.version} is above the holder's ${handle.version}`);
       assert.ok(granted.at >= unlockedAt, "granted only after the unlock");
+      assert.ok(granted.retries >= 1, "the lock() queued before the restart failed with its server and was asked again");
       t.diagnostic(
         `${how}: restart (kill to listening) ${listeningAt - killedAt} ms; holder's next call answered ${backAt - listeningAt} ms after; ` +
-          `waiter asked ${granted.retries + 1} times; versions ${handle.version} → ${granted.handle.version}`,
+          `waiter asked ${granted.retries + 1} times, granted ${granted.at - unlockedAt} ms after the unlock; versions ${handle.version} → ${granted.handle.version}`,
       );
       await granted.handle.unlock();
+      // Nothing stale is left in the queue: the lock is free.
+      const again = await lock.tryLock();
+      assert.ok(again !== undefined, "the lock is free once the waiter unlocks");
+      await again.unlock();
     } finally {
       await holder.close();
       await waiter.close();
@@ -124,10 +159,10 @@ describe("atomix serve restarted in front of etcd", () => {
     }
   }
 
-  it("SIGTERM: the holder reconnects and keeps its lock at the same version and still leads in the same term; the waiter keeps waiting, then gets a higher version", (t) =>
+  it("SIGTERM: the holder reconnects and keeps its lock at the same version and still leads in the same term; the waiter queued before asks again and gets a higher version once the holder unlocks", (t) =>
     holderSurvives(t, "SIGTERM"));
 
-  it("SIGKILL: the holder reconnects and keeps its lock at the same version and still leads in the same term; a waiter queued after the restart gets a higher version once it unlocks", (t) =>
+  it("SIGKILL: the holder reconnects and keeps its lock at the same version and still leads in the same term; the waiter's request queued before the kill is withdrawn, its retry gets a higher version once the holder unlocks", (t) =>
     holderSurvives(t, "SIGKILL"));
 
   it("SIGTERM: a holder that does not come back loses the lock one TTL after its last keep-alive", async (t) => {

@@ -32,6 +32,7 @@ import { checkFence, fencedTxn, resolveFence } from "./fence.js";
 import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
 import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
 import { recipes } from "./recipes/index.js";
+import { withdrawQueuedRequests } from "./recipes/lock.js";
 import { PrimitiveWatch, streamOf } from "./watch.js";
 
 export interface EtcdStoreOptions {
@@ -77,6 +78,11 @@ export class EtcdStore implements Runtime {
   private readonly defaultSessionTtlMs: number;
   private readonly watchBufferSize: number;
   private readonly sessions = new Set<SessionState>();
+  /** Resumes under way, by session id: concurrent resumes of one session share one. */
+  private readonly resuming = new Map<string, Promise<SessionState>>();
+  /** Sessions whose queued lock requests the next scan withdraws (it starts when the last ends). */
+  private nextWithdrawal: { readonly sessions: Set<string>; readonly done: Promise<number> } | undefined;
+  private lastWithdrawal: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
@@ -109,7 +115,7 @@ export class EtcdStore implements Runtime {
       const seconds = leaseSecondsOf(ttlMs);
       const sentAt = Date.now();
       const lease = await this.io.grant(seconds);
-      return this.adopt(lease, seconds * 1000, sentAt, owned);
+      return new EtcdSession(this, this.adopt(lease, seconds * 1000, sentAt, owned));
     } catch (error) {
       throw AtomixError.from(error);
     }
@@ -117,7 +123,11 @@ export class EtcdStore implements Runtime {
 
   /**
    * Picks up a live session by id (its lease), e.g. on another server in front of the same
-   * cluster. @throws NotFoundError if the lease has expired or was revoked.
+   * cluster, or on a restarted one. A session this store does not track yet first loses its
+   * queued lock requests (their waiters were in a process that is gone; its holds and
+   * candidacies stay), before this returns. Counts as a keep-alive.
+   * @throws NotFoundError if the lease has expired or was revoked; UnavailableError if etcd
+   *   cannot be reached.
    */
   async resumeSession(id: string, call?: CallOptions): Promise<RuntimeSession> {
     try {
@@ -126,10 +136,12 @@ export class EtcdStore implements Runtime {
       for (const state of this.sessions) if (state.id === id && !state.ended) return new EtcdSession(this, state);
       using scope = callScope(call);
       scope.throwIfAborted();
-      const sentAt = Date.now();
-      const ttl = await this.io.keepAliveOnce(id);
-      if (ttl <= 0) throw new NotFoundError(`session ${id} has ended or never existed`);
-      return this.adopt(id, ttl * 1000, sentAt, false);
+      let resuming = this.resuming.get(id);
+      if (resuming === undefined) {
+        resuming = this.pickUp(id).finally(() => this.resuming.delete(id));
+        this.resuming.set(id, resuming);
+      }
+      return new EtcdSession(this, await resuming);
     } catch (error) {
       throw AtomixError.from(error);
     }
@@ -182,7 +194,44 @@ export class EtcdStore implements Runtime {
     clearTimeout(timer);
   }
 
-  private adopt(lease: string, ttlMs: number, sentAt: number, owned: boolean): RuntimeSession {
+  /**
+   * Resumes a session this store does not track. Its queued lock requests are withdrawn before
+   * it is adopted: until then no operation of this store runs in it (other than in a state of it
+   * that ended here, whose waiters are leaving anyway), so none of those requests has a live
+   * waiter here, and the session's next `lock()` queues behind none of them.
+   */
+  private async pickUp(id: string): Promise<SessionState> {
+    const sentAt = Date.now();
+    const ttl = await this.io.keepAliveOnce(id);
+    if (ttl <= 0) throw new NotFoundError(`session ${id} has ended or never existed`);
+    await this.withdrawQueued(id);
+    this.checkOpen();
+    return this.adopt(id, ttl * 1000, sentAt, false);
+  }
+
+  /**
+   * Withdraws a session's queued lock requests. A scan reads every lock key under the prefix,
+   * and after a restart every client resumes at once: sessions arriving while a scan runs share
+   * the next one, so a burst costs a few scans, not one per client.
+   */
+  private withdrawQueued(id: string): Promise<number> {
+    let batch = this.nextWithdrawal;
+    if (batch === undefined) {
+      const sessions = new Set<string>();
+      const done = this.lastWithdrawal.then(() => {
+        // Started: sessions from now on wait for the next scan.
+        if (this.nextWithdrawal?.sessions === sessions) this.nextWithdrawal = undefined;
+        return withdrawQueuedRequests(this.io, this.prefix, sessions);
+      });
+      batch = { sessions, done };
+      this.nextWithdrawal = batch;
+      this.lastWithdrawal = done.catch(() => undefined);
+    }
+    batch.sessions.add(id);
+    return batch.done;
+  }
+
+  private adopt(lease: string, ttlMs: number, sentAt: number, owned: boolean): SessionState {
     const state: SessionState = {
       id: lease,
       lease,
@@ -203,7 +252,7 @@ export class EtcdStore implements Runtime {
     this.sessions.add(state);
     this.armLoss(state, sentAt);
     if (owned) this.scheduleKeepAlive(state);
-    return new EtcdSession(this, state);
+    return state;
   }
 
   /** The session is lost no later than its TTL after the last acknowledged keep-alive was sent. */

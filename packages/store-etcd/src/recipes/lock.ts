@@ -24,7 +24,10 @@
  *   only ever created at the tail). Its key becomes `h1`: its grant event follows the release's
  *   in that revision, so its fencing token is the version of place 1 of the revision
  *   (`h`: place 0). The waiter is told in-process; a waiter elsewhere grants itself as above.
- * - A waiter that aborts or times out deletes its own key.
+ * - A waiter that aborts or times out deletes its own key. A waiter that died with its process
+ *   (a killed server) cannot, while its session may live on (its client keeps the lease alive
+ *   through another server): the store that resumes the session withdraws its `w` keys first
+ *   (`withdrawQueuedRequests`), as a restart of the other stores does.
  * etcd 3.4's Lock RPC is not used: its lease re-check fix (etcd #11456) is only in 3.5+.
  */
 import { randomUUID } from "node:crypto";
@@ -211,7 +214,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
       if (txn.succeeded) return versionAt(revisionOf(txn));
       const own = txn.responses[0]?.response_range.kvs[0];
       if (own === undefined || createOf(own) !== created) {
-        throw new LostKeyError("the lock request's key vanished: the session's lease expired");
+        throw new LostKeyError("the lock request's key vanished: the session's lease expired, or another store resumed the session and withdrew it");
       }
       // Granted already: by a release's hand-off, or by an earlier try whose reply was lost.
       if (isHeld(own)) return versionOfHold(own);
@@ -245,7 +248,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
   }
 }
 
-/** The waiter's own key is gone: its session's lease expired. */
+/** The waiter's own key is gone: its session's lease expired, or a store resuming the session withdrew it. */
 class LostKeyError extends UnavailableError {
   readonly lostKey = true;
 }
@@ -303,6 +306,51 @@ async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: Ab
     if (count === 0) io.keyWatches.delete(key);
     else io.keyWatches.set(key, count);
   }
+}
+
+/** Lock request keys read per page when looking for sessions' queued requests. */
+const WITHDRAW_PAGE = 1000;
+
+/**
+ * Withdraws the queued (`w`) lock requests of `sessions` on every lock under `prefix`, and
+ * returns how many it deleted. For a store resuming sessions it does not track: those requests
+ * belong to waiters of a process that is gone (their callers saw their `lock()` fail), and left
+ * in place one would reach the head of its queue and block it until its session ends. So no
+ * live waiter of the calling store may own one: call it before the sessions are used there.
+ *
+ * One read of every lock request key under the prefix (in pages; values are one or two bytes),
+ * then one transaction per request found, deleting it only if its mod revision is unchanged: a
+ * request granted meanwhile (rewritten as held) is a hold, and stays. A waiting key's deletion
+ * has no event, so no explicit-delete marker is written.
+ * @throws UnavailableError if etcd cannot be reached (some requests may have been withdrawn).
+ */
+export async function withdrawQueuedRequests(io: EtcdIo, prefix: string, sessions: ReadonlySet<string>): Promise<number> {
+  const locks = `${prefix}lock/`;
+  const end = prefixEnd(locks);
+  const queued: IKeyValue[] = [];
+  for (let from = locks; ; ) {
+    const page = await io.range(from, { end, limit: WITHDRAW_PAGE });
+    for (const kv of page.kvs) {
+      if (kv.value.equals(WAITING) && sessions.has(requestSessionOf(ks(kv.key), locks.length))) queued.push(kv);
+    }
+    const last = page.kvs.at(-1);
+    if (!page.more || last === undefined) break;
+    from = `${ks(last.key)}\0`;
+  }
+  const withdrawn = await Promise.all(queued.map((kv) => io.txn([cmp.modIs(ks(kv.key), modOf(kv))], [del(ks(kv.key))])));
+  return withdrawn.filter((txn) => txn.succeeded).length;
+}
+
+/**
+ * The session of a key `<prefix>lock/<name>#q/<session>/<nonce>` (empty for the lock's other
+ * keys); `from` is where `<name>` starts. Names and prefixes never contain `#`.
+ */
+function requestSessionOf(key: string, from: number): string {
+  const base = key.indexOf("#", from);
+  if (base < 0 || !key.startsWith("q/", base + 1)) return "";
+  const start = base + 3;
+  const slash = key.indexOf("/", start);
+  return slash < 0 ? "" : key.slice(start, slash);
 }
 
 /** Deletes a request's key once etcd answers again (or until its session ends). */
