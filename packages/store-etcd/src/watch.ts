@@ -1,9 +1,15 @@
 /**
- * A watch on one primitive: a consistent range read of its keys, then an etcd watch from
- * the next revision. Changes are grouped by revision, decoded by the recipe, and delivered in
- * revision order exactly once (revisions already delivered are skipped after a reconnect).
- * When the revision to resume from has been compacted, the watcher gets a `reset` event with
- * a snapshot at the current revision, then changes from there: never a silent gap.
+ * A watch on one primitive. Watches of one primitive in one store share one etcd watch (a
+ * feed, see watch-feed.ts) and each decodes its changes with a decoder of its own, so their
+ * events are exactly those of a watch alone: a consistent range read of the keys, then every
+ * later revision's changes, decoded by the recipe and delivered in revision order exactly once.
+ *
+ * Joining a feed: the watcher attaches first (it buffers what the feed delivers), then reads its
+ * start point, at or after the feed's last revision, and skips what it buffered up to that
+ * point. A resume `fromVersion` joins when the feed still holds every change after the version's
+ * revision; otherwise it gets a feed of its own from there. When the revision to resume from has
+ * been compacted, the watcher gets a `reset` event with a snapshot at the current revision, then
+ * changes from there: never a silent gap.
  */
 import {
   AsyncQueue,
@@ -18,10 +24,11 @@ import {
   type RuntimeEvent,
   type WatchRequest,
 } from "@atomix-ts/core";
-import type { IWatchRequest, IWatchResponse, IDuplexStream } from "etcd3";
-import { isCompacted, kb, ks, prefixEnd, revisionOf, type EtcdIo } from "./etcd-io.js";
+import type { IKeyValue } from "etcd3";
+import { isCompacted, prefixEnd, revisionOf, type EtcdIo } from "./etcd-io.js";
 import { EVENTS_PER_REVISION, headVersion, splitVersion, versionAt } from "./layout.js";
 import type { Decoder, KeyChange } from "./recipe.js";
+import { privateFeed, sharedFeed, type FeedListener, type WatchFeed } from "./watch-feed.js";
 
 type AnyEvent = RuntimeEvent<PrimitiveType>;
 
@@ -36,64 +43,182 @@ export interface WatchSetup {
   onClose: () => void;
 }
 
-export class PrimitiveWatch {
+/** What the feed delivered while the watcher was still reading its start point. */
+type Buffered = { revision: bigint; changes: KeyChange[] } | { revision: bigint; reset: IKeyValue[] };
+
+/** A version to resume after: its revision and its place among that revision's events. */
+type Resume = { revision: bigint; index: number };
+
+export class PrimitiveWatch implements FeedListener {
   readonly queue: AsyncQueue<AnyEvent>;
   private decoder: Decoder<PrimitiveType>;
   /** The last revision whose changes were applied. */
   private revision = 0n;
-  private stream: IDuplexStream<IWatchRequest, IWatchResponse> | undefined;
+  private feed: WatchFeed | undefined;
+  /** Set while the start point is being read: what the feed delivered meanwhile. */
+  private buffered: Buffered[] | undefined;
   private closed = false;
-  private pendingGroup: { revision: bigint; changes: KeyChange[] } | undefined;
-  private retryDelayMs = 50;
   /** Resuming inside a revision: its events up to this place were delivered already. */
-  private skip: { revision: bigint; index: number } | undefined;
+  private skip: Resume | undefined;
 
   constructor(private readonly setup: WatchSetup) {
     this.decoder = setup.decoder();
-    this.queue = new AsyncQueue<AnyEvent>(
-      setup.bufferSize,
-      () =>
-        new UnavailableError(
-          `watch on ${setup.description} fell more than ${setup.bufferSize} events behind; resume from the last version seen`,
-        ),
-      () => this.shutdown(),
-    );
+    this.queue = new AsyncQueue<AnyEvent>(setup.bufferSize, () => this.overflow(), () => this.shutdown());
   }
 
-  /** Reads the starting state and registers the etcd watch. Resolves once it is registered. */
+  /** Joins (or opens) the feed and reads the starting state. Resolves once etcd has the watch. */
   async start(): Promise<void> {
     const { io, base, request } = this.setup;
-    const end = prefixEnd(base);
-    const current = await io.range(base, { end });
-    const head = revisionOf(current);
-    const from = request.fromVersion === undefined ? undefined : splitVersion(request.fromVersion);
-    if (request.replay === true) {
-      this.revision = head;
-      for (const { event, version } of this.decoder.load(current.kvs, head)) this.emit(event, version, true);
-    } else if (from !== undefined && from.revision <= head) {
-      // Rebuild the state just before the version's revision, then replay that revision's
-      // events after the version's place, and everything after it.
-      const before = from.revision - 1n;
-      try {
-        const past = before <= 0n ? [] : (await io.range(base, { end, revision: before })).kvs;
-        this.decoder.load(past, before);
-        this.revision = before;
-        this.skip = from;
-      } catch (error) {
-        if (!isCompacted(error)) throw error;
-        this.reset(current.kvs, head);
+    const from = request.replay !== true && request.fromVersion !== undefined ? splitVersion(request.fromVersion) : undefined;
+    for (;;) {
+      const { feed, created } = sharedFeed(io, base);
+      if (!created && !feed.isBegun) {
+        // Another watcher is reading the feed's start point: wait for it, then look again.
+        await feed.begun;
+        if (this.closed) return;
+        continue;
       }
-    } else if (from !== undefined) {
-      // The watcher is ahead of this cluster (a different cluster or a restore): start over.
-      this.reset(current.kvs, head);
-    } else {
-      this.decoder.load(current.kvs, head);
-      this.revision = head;
+      if (from === undefined) return await this.startFresh(feed, created);
+      if (created || feed.covers(from.revision - 1n)) return await this.startFrom(feed, created, from);
+      return await this.startFrom(privateFeed(io, base), true, from);
     }
-    await this.connect();
   }
 
-  private reset(kvs: Parameters<Decoder<PrimitiveType>["load"]>[0], head: bigint): void {
+  /** From now: the current state (as `initial` events with `replay`), then every later change. */
+  private async startFresh(feed: WatchFeed, created: boolean): Promise<void> {
+    this.join(feed, undefined);
+    const current = await this.readCurrent(feed, created);
+    const head = revisionOf(current);
+    if (created) feed.begin(head);
+    this.revision = head;
+    if (this.setup.request.replay === true) {
+      for (const { event, version } of this.decoder.load(current.kvs, head)) this.emit(event, version, true);
+    } else {
+      this.decoder.load(current.kvs, head);
+    }
+    await this.goLive(feed);
+  }
+
+  /** Resumes after a version: the state just before its revision, then that revision's later events and the rest. */
+  private async startFrom(feed: WatchFeed, created: boolean, from: Resume): Promise<void> {
+    const before = from.revision - 1n;
+    // A feed begun elsewhere hands over what it kept after `before` (it covers it).
+    this.join(feed, created ? undefined : before);
+    const past = await this.readPast(feed, created, before);
+    if (past !== undefined && from.revision <= past.head) {
+      if (created) feed.begin(before < 0n ? 0n : before);
+      this.decoder.load(past.kvs, before);
+      this.revision = before;
+      this.skip = from;
+    } else {
+      // Compacted, or the version is ahead of this cluster (another cluster, a restore): start over.
+      const current = await this.readCurrent(feed, created);
+      const head = revisionOf(current);
+      if (created) feed.begin(head);
+      this.reset(current.kvs, head);
+    }
+    await this.goLive(feed);
+  }
+
+  private join(feed: WatchFeed, after: bigint | undefined): void {
+    this.feed = feed;
+    this.buffered = [];
+    feed.attach(this, after);
+  }
+
+  /** A consistent read of every key of the primitive; a feed this watcher created goes if it fails. */
+  private async readCurrent(feed: WatchFeed, created: boolean): Promise<{ kvs: IKeyValue[]; header: { revision: string } }> {
+    try {
+      return await this.setup.io.range(this.setup.base, { end: prefixEnd(this.setup.base) });
+    } catch (error) {
+      if (created) feed.abandon();
+      throw error;
+    }
+  }
+
+  /**
+   * The keys at `revision` and etcd's current revision; undefined if that revision was
+   * compacted or is ahead of etcd.
+   */
+  private async readPast(feed: WatchFeed, created: boolean, revision: bigint): Promise<{ kvs: IKeyValue[]; head: bigint } | undefined> {
+    const { io, base } = this.setup;
+    try {
+      if (revision <= 0n) return { kvs: [], head: revisionOf(await io.range(base, { end: prefixEnd(base) })) };
+      const read = await io.range(base, { end: prefixEnd(base), revision });
+      return { kvs: read.kvs, head: revisionOf(read) };
+    } catch (error) {
+      if (isCompacted(error) || isFutureRevision(error)) return undefined;
+      if (created) feed.abandon();
+      throw error;
+    }
+  }
+
+  /** Applies what was buffered past the start point, then takes the feed's groups as they come. */
+  private async goLive(feed: WatchFeed): Promise<void> {
+    const buffered = this.buffered ?? [];
+    this.buffered = undefined;
+    for (const item of buffered) {
+      if ("reset" in item) this.onReset(item.reset, item.revision);
+      else this.onGroup(item.revision, item.changes);
+    }
+    await feed.registered;
+  }
+
+  onGroup(revision: bigint, changes: KeyChange[]): void {
+    if (this.closed) return;
+    if (this.buffered !== undefined) {
+      this.buffer({ revision, changes });
+      return;
+    }
+    if (revision <= this.revision) return; // before this watcher's start point
+    this.revision = revision;
+    const skip = this.skip?.revision === revision ? this.skip.index : -1;
+    this.skip = undefined;
+    // Places count every event of the revision, filtered or not, so versions agree across watchers.
+    let events: Array<PrimitiveEvent<PrimitiveType>>;
+    try {
+      events = this.decoder.apply(changes, revision);
+    } catch (error) {
+      // Keys this store did not write (an operator's hand edit): this watcher ends, typed; the feed goes on.
+      this.queue.fail(new FaultError(`cannot decode the changes of revision ${revision} of ${this.setup.description}`, { cause: error }));
+      return;
+    }
+    if (BigInt(events.length) >= EVENTS_PER_REVISION) {
+      // Cannot happen with this store's writes (clears are chunked); never number them wrong.
+      this.queue.fail(new FaultError(`revision ${revision} holds ${events.length} events, more than versions can number`));
+      return;
+    }
+    events.forEach((event, place) => {
+      if (place > skip) this.emit(event, versionAt(revision, place), false);
+    });
+  }
+
+  onReset(kvs: IKeyValue[], revision: bigint): void {
+    if (this.closed) return;
+    if (this.buffered !== undefined) {
+      this.buffer({ revision, reset: kvs });
+      return;
+    }
+    // A start point at or after the snapshot misses nothing: every later change still comes.
+    if (revision > this.revision) this.reset(kvs, revision);
+  }
+
+  onFail(error: unknown): void {
+    this.queue.fail(error);
+  }
+
+  /** While the start point is read, the buffer is bounded like the queue. */
+  private buffer(item: Buffered): void {
+    if (this.buffered!.length >= this.setup.bufferSize) this.queue.fail(this.overflow());
+    else this.buffered!.push(item);
+  }
+
+  private overflow(): UnavailableError {
+    const { description, bufferSize } = this.setup;
+    return new UnavailableError(`watch on ${description} fell more than ${bufferSize} events behind; resume from the last version seen`);
+  }
+
+  private reset(kvs: IKeyValue[], head: bigint): void {
     this.decoder = this.setup.decoder();
     const state = this.decoder
       .load(kvs, head)
@@ -114,122 +239,6 @@ export class PrimitiveWatch {
     this.queue.push(out);
   }
 
-  /** Opens an etcd watch stream from the revision after the last one applied. */
-  private async connect(): Promise<void> {
-    const { io, base } = this.setup;
-    const stream = await io.openWatch();
-    if (this.closed) {
-      stream.cancel();
-      return;
-    }
-    this.stream = stream;
-    await new Promise<void>((resolve, reject) => {
-      let created = false;
-      // A watch etcd never confirms is a failure, not a hang.
-      const timer = setTimeout(() => {
-        if (created) return;
-        stream.cancel();
-        reject(new UnavailableError(`etcd did not register the watch within ${io.requestTimeoutMs} ms`));
-      }, io.requestTimeoutMs);
-      stream.on("data", (response: IWatchResponse) => {
-        if (response.created && !created) {
-          created = true;
-          clearTimeout(timer);
-          this.retryDelayMs = 50;
-          resolve();
-        }
-        this.onResponse(response);
-      });
-      stream.on("error", (error: Error) => {
-        clearTimeout(timer);
-        if (!created) reject(new UnavailableError(`etcd watch failed: ${error.message}`, { cause: error }));
-        else this.onStreamEnd(stream);
-      });
-      stream.on("end", () => {
-        clearTimeout(timer);
-        if (!created) reject(new UnavailableError("etcd watch stream ended before it was registered"));
-        else this.onStreamEnd(stream);
-      });
-      stream.write({
-        create_request: { key: kb(base), range_end: prefixEnd(base), start_revision: String(this.revision + 1n), prev_kv: true },
-      });
-    });
-  }
-
-  private onResponse(response: IWatchResponse): void {
-    if (this.closed) return;
-    if (response.canceled) {
-      const stream = this.stream;
-      this.stream = undefined;
-      stream?.cancel();
-      if (BigInt(response.compact_revision || "0") > 0n) void this.recover(true);
-      else this.queue.fail(new UnavailableError(`etcd canceled the watch: ${response.cancel_reason}`));
-      return;
-    }
-    for (const event of response.events) {
-      const revision = BigInt(event.kv.mod_revision);
-      if (revision <= this.revision) continue; // already delivered before a reconnect
-      if (this.pendingGroup !== undefined && this.pendingGroup.revision !== revision) this.flush();
-      this.pendingGroup ??= { revision, changes: [] };
-      this.pendingGroup.changes.push({
-        type: event.type,
-        key: ks(event.kv.key),
-        kv: event.kv,
-        prev: event.prev_kv ?? undefined,
-      });
-    }
-    // etcd never splits one revision across responses unless it fragments (we do not ask it to).
-    if (!response.fragment) this.flush();
-  }
-
-  private flush(): void {
-    const group = this.pendingGroup;
-    if (group === undefined) return;
-    this.pendingGroup = undefined;
-    this.revision = group.revision;
-    const skip = this.skip?.revision === group.revision ? this.skip.index : -1;
-    this.skip = undefined;
-    // Places count every event of the revision, filtered or not, so versions agree across watchers.
-    const events = this.decoder.apply(group.changes, group.revision);
-    if (BigInt(events.length) >= EVENTS_PER_REVISION) {
-      // Cannot happen with this store's writes (clears are chunked); never number them wrong.
-      this.queue.fail(new FaultError(`revision ${group.revision} holds ${events.length} events, more than versions can number`));
-      return;
-    }
-    events.forEach((event, place) => {
-      if (place > skip) this.emit(event, versionAt(group.revision, place), false);
-    });
-  }
-
-  private onStreamEnd(stream: IDuplexStream<IWatchRequest, IWatchResponse>): void {
-    if (this.closed || this.stream !== stream) return;
-    this.stream = undefined;
-    this.pendingGroup = undefined;
-    void this.recover(false);
-  }
-
-  /** Reconnects after a stream failure (resume) or a compaction (reset), with backoff. */
-  private async recover(compacted: boolean): Promise<void> {
-    while (!this.closed) {
-      try {
-        if (compacted) {
-          const current = await this.setup.io.range(this.setup.base, { end: prefixEnd(this.setup.base) });
-          this.reset(current.kvs, revisionOf(current));
-          compacted = false;
-        }
-        await this.connect();
-        return;
-      } catch (error) {
-        if (error instanceof InvalidError) {
-          this.queue.fail(error);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, this.retryDelayMs));
-        this.retryDelayMs = Math.min(this.retryDelayMs * 2, 1000);
-      }
-    }
-  }
-
   /** Ends the watch with an error (session lost, store closed). */
   fail(error: unknown): void {
     this.queue.fail(error);
@@ -238,11 +247,15 @@ export class PrimitiveWatch {
   private shutdown(): void {
     if (this.closed) return;
     this.closed = true;
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.cancel();
+    this.buffered = undefined;
+    this.feed?.detach(this);
     this.setup.onClose();
   }
+}
+
+/** etcd refuses a read at a revision it has not reached (a version from another cluster or a restore). */
+function isFutureRevision(error: unknown): boolean {
+  return error instanceof InvalidError && error.message.includes("required revision is a future revision");
 }
 
 export function streamOf(watch: PrimitiveWatch): EventStream<PrimitiveType> {
