@@ -250,9 +250,11 @@ export class Connection {
   private scheduleFlush(): void {
     if (this.flushScheduled || !this.ready) return;
     this.flushScheduled = true;
-    // setImmediate, not a microtask: every continuation woken by the last answers runs first,
-    // so all the operations they start go out together.
-    setImmediate(() => {
+    // A tick, not a microtask: it runs once the microtask queue is empty, so every continuation
+    // woken by the last answers has run and queued its next operation, and all of them go out
+    // together. Not setImmediate either: a write made in this turn of the event loop reaches the
+    // socket in this turn's check phase, one loop iteration sooner.
+    process.nextTick(() => {
       this.flushScheduled = false;
       this.flush();
     });

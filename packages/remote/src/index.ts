@@ -1,6 +1,6 @@
 export { RemoteRuntime, createRemoteRuntime, DEFAULT_SESSION_TTL_MS, type RemoteRuntimeOptions } from "./remote-runtime.js";
 export { addressFromEnv, unreachable, DEFAULT_HOST, DEFAULT_PORT } from "./address.js";
-export { encodeValue, decodeValue, MAX_DEPTH } from "./codec.js";
+export { encodeValue, decodeValue, decodeValueIn, MAX_DEPTH } from "./codec.js";
 export {
   encodeClientBatch,
   decodeClientBatch,
@@ -12,6 +12,9 @@ export {
   concatFrames,
   readServerBatch,
   ClientBatchWriter,
+  ClientBatchReader,
+  ClientFrameKind,
+  ServerBatchWriter,
   type ServerFrameVisitor,
 } from "./wire.js";
 export { statusOf, errorOfStatus, Status, type WireStatus } from "./status.js";

@@ -7,7 +7,10 @@ import protobuf from "protobufjs";
 import { decodeValue, encodeValue } from "./codec.js";
 import { runtimeProtoPath } from "./protocol.js";
 import {
+  ClientBatchReader,
   ClientBatchWriter,
+  ClientFrameKind,
+  ServerBatchWriter,
   concatFrames,
   decodeClientBatch,
   decodeServerBatch,
@@ -126,6 +129,56 @@ describe("Connect wire codec", () => {
       ],
     );
     assert.deepStrictEqual(viaProtobufjs(ServerBatchType, message), plain(ServerBatchType, decoded));
+  });
+
+  it("appends result frames in place with the same bytes as encodeResultFrame, and drops what it truncates", () => {
+    const writer = new ServerBatchWriter();
+    const big = { entries: Array.from({ length: 900 }, (_, i) => ({ key: `k${i}`, value: new Uint8Array(20), version: BigInt(i) })) };
+    const values: Array<[number, unknown]> = [[1, { value: 5n }], [300_000, big], [0, null], [0xffff_ffff, "x".repeat(200)]];
+    const lengths = values.map(([id, value]) => writer.result(id, value));
+    const expected = values.map(([id, value]) => encodeResultFrame(id, value));
+    assert.deepStrictEqual(lengths, expected.map((frame) => frame.length));
+    assert.ok(lengths[1]! > 16 * 1024, "a frame larger than the writer's first buffer");
+    assert.deepStrictEqual(writer.view(0, writer.size), Buffer.concat(expected));
+    const before = writer.size;
+    assert.throws(() => writer.result(7, { bad: () => 1 }), InvalidError);
+    assert.equal(writer.size, before, "a value with no encoding appends nothing");
+    writer.result(8, { value: 1n });
+    writer.truncate(before);
+    assert.deepStrictEqual(
+      decodeServerBatch(writer.view(0, writer.size)).frames.map((f) => f.result!.id),
+      values.map(([id]) => id),
+    );
+    writer.clear();
+    assert.equal(writer.size, 0);
+  });
+
+  it("reads client batches into reused slots: fields, operation ranges and absent timeouts", () => {
+    const reader = new ClientBatchReader();
+    reader.read(encodeClientBatch(clientBatch));
+    assert.equal(reader.count, clientBatch.frames.length);
+    assert.deepStrictEqual(reader.kinds, [
+      ClientFrameKind.Request,
+      ClientFrameKind.Request,
+      ClientFrameKind.Request,
+      ClientFrameKind.Cancel,
+      ClientFrameKind.Subscribe,
+      ClientFrameKind.Unsubscribe,
+    ]);
+    const first = clientBatch.frames[0]!.request!;
+    assert.equal(reader.ids[0], first.id);
+    assert.equal(reader.sessionIds[0], first.sessionId);
+    assert.deepStrictEqual(reader.buf.subarray(reader.opStarts[0], reader.opEnds[0]), Buffer.from(first.operation));
+    assert.equal(reader.timeouts[0], -1);
+    assert.equal(reader.timeouts[1], 0);
+    assert.equal(reader.cancellable[1], true);
+    assert.equal(reader.opEnds[2]! - reader.opStarts[2]!, 0);
+    assert.equal(reader.ids[3], 2);
+    assert.equal(reader.subscribes[4]!.watchId, 7);
+    assert.equal(reader.ids[5], 7);
+    // A malformed message leaves nothing to hand over.
+    assert.throws(() => reader.read(new Uint8Array([0x0a, 0x05, 0x0a])), InvalidError);
+    assert.equal(reader.count, 0);
   });
 
   it("visits results as byte ranges, in order with the other frames", () => {

@@ -9,8 +9,8 @@
  * Besides the object forms (`encodeClientBatch`, `decodeServerBatch`, …) used by the service
  * definitions, the hot paths have their own: the client writes requests straight from its
  * bookkeeping (`ClientBatchWriter`) and reads results without building frame objects
- * (`readServerBatch`); the server encodes each result as a finished frame (`encodeResultFrame`)
- * and sends batches as bytes.
+ * (`readServerBatch`); the server reads batches into reused slots (`ClientBatchReader`) and
+ * appends each result to the outgoing bytes as it completes (`ServerBatchWriter`).
  */
 import { InvalidError } from "@atomix-ts/core";
 import { ByteWriter, internAscii, releaseWriter, takeWriter, writeValue } from "./codec.js";
@@ -417,6 +417,60 @@ export class ClientBatchWriter {
   }
 }
 
+/**
+ * Builds `ServerBatch` bytes on the server: each result is encoded straight into one buffer as
+ * it completes, so the results of a batch cost one copy when the message is cut, not a buffer
+ * each. Other frames are encoded by `encodeServerFrame` and sent between runs of these bytes.
+ */
+export class ServerBatchWriter {
+  private readonly w = new ByteWriter(16 * 1024);
+
+  /** Bytes written since the last `clear`. */
+  get size(): number {
+    return this.w.pos;
+  }
+
+  /**
+   * Appends the `Result` frame of request `id` carrying `value` in the tagged encoding and
+   * returns its length. @throws InvalidError if `value` has no encoding (nothing is appended).
+   */
+  result(id: number, value: unknown): number {
+    const w = this.w;
+    const mark = w.pos;
+    try {
+      const at = begin(w, K1_LEN);
+      const member = begin(w, K1_LEN);
+      if (id !== 0) uint32Field(w, K1_VARINT, id);
+      const body = begin(w, K2_LEN);
+      writeValue(w, value);
+      end(w, body);
+      end(w, member);
+      end(w, at);
+    } catch (error) {
+      w.pos = mark;
+      throw error;
+    }
+    return w.pos - mark;
+  }
+
+  /** Drops what was written after `size` was `to` (a frame too large to send). */
+  truncate(to: number): void {
+    this.w.pos = Math.min(this.w.pos, to);
+  }
+
+  /** Bytes `[from, to)`, as a view: valid until the next `clear`, and copied when a message is cut. */
+  view(from: number, to: number): Buffer {
+    return this.w.buf.subarray(from, to);
+  }
+
+  /** Starts over once everything written has been sent. */
+  clear(): void {
+    this.w.pos = 0;
+    // Do not keep a buffer grown for one huge batch.
+    if (this.w.buf.length > 1024 * 1024) this.w.buf = Buffer.allocUnsafe(16 * 1024);
+  }
+}
+
 /* -------------------------------- reading -------------------------------- */
 
 const emptyBytes = Buffer.alloc(0);
@@ -547,52 +601,6 @@ function readRef(r: ProtoReader, end: number): WireRef {
   return { type, name, tags: tags === null ? null : Object.freeze(tags) };
 }
 
-function readRequest(r: ProtoReader, end: number): WireRequest {
-  const request: WireRequest = { id: 0, sessionId: "", ref: null, operation: emptyBytes, timeoutMs: null, cancellable: false };
-  while (r.pos < end) {
-    const key = r.uint32();
-    switch (key) {
-      case K1_VARINT:
-        request.id = r.uint32();
-        break;
-      case K2_LEN: {
-        const n = r.length(end);
-        if (!lastSession.matches(r.buf, r.pos, n)) {
-          lastSession.remember(r.buf, r.pos, n, internAscii(r.buf, r.pos, n) ?? r.buf.toString("utf8", r.pos, r.pos + n));
-        }
-        request.sessionId = lastSession.value;
-        r.pos += n;
-        break;
-      }
-      case K3_LEN: {
-        const n = r.length(end);
-        if (lastRef.matches(r.buf, r.pos, n)) {
-          r.pos += n;
-        } else {
-          const at = r.pos;
-          // Shared by the requests that repeat it: frozen.
-          lastRef.remember(r.buf, at, n, Object.freeze(readRef(r, at + n)));
-        }
-        request.ref = lastRef.value;
-        break;
-      }
-      case K4_LEN:
-        request.operation = r.bytes(end);
-        break;
-      case K5_VARINT:
-        request.timeoutMs = r.uint32();
-        break;
-      case K6_VARINT:
-        request.cancellable = r.uint32() !== 0;
-        break;
-      default:
-        r.skip(key, end);
-    }
-  }
-  r.close(end);
-  return request;
-}
-
 function readSubscribe(r: ProtoReader, end: number): WireSubscribe {
   const subscribe: WireSubscribe = { watchId: 0, sessionId: "", ref: null, request: emptyBytes };
   while (r.pos < end) {
@@ -632,38 +640,190 @@ function readId(r: ProtoReader, end: number): number {
   return id;
 }
 
-function readClientFrame(r: ProtoReader, end: number): ClientFrame {
-  let frame: ClientFrame = {};
-  while (r.pos < end) {
-    const key = r.uint32();
-    if (key !== K1_LEN && key !== K2_LEN && key !== K3_LEN && key !== K4_LEN) {
-      r.skip(key, end);
-      continue;
+/** What a `ClientBatchReader` found in each frame of a batch. */
+export const ClientFrameKind = { Empty: 0, Request: 1, Cancel: 2, Subscribe: 3, Unsubscribe: 4 } as const;
+export type ClientFrameKind = (typeof ClientFrameKind)[keyof typeof ClientFrameKind];
+
+/**
+ * Reads `ClientBatch` messages into arrays it reuses, one slot per frame, so a request costs no
+ * object of its own: the server takes each field from its slot and decodes the operation from
+ * its byte range of the message. A whole message is read (and checked) before any frame is
+ * handed over, so a malformed batch applies nothing.
+ */
+export class ClientBatchReader {
+  /** Frames in the message last read. */
+  count = 0;
+  /** The message last read: operations are byte ranges of it. */
+  buf: Buffer = emptyBytes;
+  readonly kinds: ClientFrameKind[] = [];
+  /** A request's or cancel's id, an unsubscribe's watch id. */
+  readonly ids: number[] = [];
+  readonly sessionIds: string[] = [];
+  /** Shared by consecutive requests naming the same primitive (frozen). */
+  readonly refs: (WireRef | null)[] = [];
+  /** Where each request's tagged operation lies in `buf`. */
+  readonly opStarts: number[] = [];
+  readonly opEnds: number[] = [];
+  /** A request's `timeout_ms`, or -1 when it has none. */
+  readonly timeouts: number[] = [];
+  readonly cancellable: boolean[] = [];
+  /** Subscribe frames, decoded (they are rare). */
+  readonly subscribes: (WireSubscribe | null)[] = [];
+
+  /** Reads a whole message. @throws InvalidError if it is malformed (then `count` is 0). */
+  read(bytes: Uint8Array): void {
+    this.count = 0;
+    const r = new ProtoReader(bytes);
+    this.buf = r.buf;
+    let count = 0;
+    try {
+      while (r.pos < r.end) {
+        const key = r.uint32();
+        if (key !== K1_LEN) {
+          r.skip(key, r.end);
+          continue;
+        }
+        const n = r.length(r.end);
+        this.readFrame(r, count++, r.pos + n);
+      }
+    } catch (error) {
+      this.clear();
+      throw error;
     }
-    const n = r.length(end);
-    const stop = r.pos + n;
-    // A oneof: the last member present wins.
-    if (key === K1_LEN) frame = { request: readRequest(r, stop) };
-    else if (key === K2_LEN) frame = { cancel: { id: readId(r, stop) } };
-    else if (key === K3_LEN) frame = { subscribe: readSubscribe(r, stop) };
-    else frame = { unsubscribe: { watchId: readId(r, stop) } };
+    this.count = count;
   }
-  r.close(end);
-  return frame;
+
+  /** Forgets the message last read (it may be large). */
+  clear(): void {
+    this.count = 0;
+    this.buf = emptyBytes;
+  }
+
+  private readFrame(r: ProtoReader, i: number, end: number): void {
+    this.kinds[i] = ClientFrameKind.Empty;
+    this.subscribes[i] = null;
+    while (r.pos < end) {
+      const key = r.uint32();
+      if (key !== K1_LEN && key !== K2_LEN && key !== K3_LEN && key !== K4_LEN) {
+        r.skip(key, end);
+        continue;
+      }
+      const n = r.length(end);
+      const stop = r.pos + n;
+      // A oneof: the last member present wins.
+      if (key === K1_LEN) {
+        this.readRequest(r, i, stop);
+        this.kinds[i] = ClientFrameKind.Request;
+      } else if (key === K2_LEN) {
+        this.ids[i] = readId(r, stop);
+        this.kinds[i] = ClientFrameKind.Cancel;
+      } else if (key === K3_LEN) {
+        this.subscribes[i] = readSubscribe(r, stop);
+        this.kinds[i] = ClientFrameKind.Subscribe;
+      } else {
+        this.ids[i] = readId(r, stop);
+        this.kinds[i] = ClientFrameKind.Unsubscribe;
+      }
+    }
+    r.close(end);
+  }
+
+  private readRequest(r: ProtoReader, i: number, end: number): void {
+    let id = 0;
+    let sessionId = "";
+    let ref: WireRef | null = null;
+    let opStart = 0;
+    let opEnd = 0;
+    let timeoutMs = -1;
+    let cancellable = false;
+    while (r.pos < end) {
+      const key = r.uint32();
+      switch (key) {
+        case K1_VARINT:
+          id = r.uint32();
+          break;
+        case K2_LEN: {
+          const n = r.length(end);
+          if (!lastSession.matches(r.buf, r.pos, n)) {
+            lastSession.remember(r.buf, r.pos, n, internAscii(r.buf, r.pos, n) ?? r.buf.toString("utf8", r.pos, r.pos + n));
+          }
+          sessionId = lastSession.value;
+          r.pos += n;
+          break;
+        }
+        case K3_LEN: {
+          const n = r.length(end);
+          if (lastRef.matches(r.buf, r.pos, n)) {
+            r.pos += n;
+          } else {
+            const at = r.pos;
+            // Shared by the requests that repeat it: frozen.
+            lastRef.remember(r.buf, at, n, Object.freeze(readRef(r, at + n)));
+          }
+          ref = lastRef.value;
+          break;
+        }
+        case K4_LEN: {
+          const n = r.length(end);
+          opStart = r.pos;
+          opEnd = r.pos + n;
+          r.pos = opEnd;
+          break;
+        }
+        case K5_VARINT:
+          timeoutMs = r.uint32();
+          break;
+        case K6_VARINT:
+          cancellable = r.uint32() !== 0;
+          break;
+        default:
+          r.skip(key, end);
+      }
+    }
+    r.close(end);
+    this.ids[i] = id;
+    this.sessionIds[i] = sessionId;
+    this.refs[i] = ref;
+    this.opStarts[i] = opStart;
+    this.opEnds[i] = opEnd;
+    this.timeouts[i] = timeoutMs;
+    this.cancellable[i] = cancellable;
+  }
 }
 
-/** Decodes a `ClientBatch` message. @throws InvalidError if malformed. */
+/** Decodes a `ClientBatch` message into frame objects. @throws InvalidError if malformed. */
 export function decodeClientBatch(bytes: Uint8Array): ClientBatch {
-  const r = new ProtoReader(bytes);
+  const reader = new ClientBatchReader();
+  reader.read(bytes);
   const frames: ClientFrame[] = [];
-  while (r.pos < r.end) {
-    const key = r.uint32();
-    if (key !== K1_LEN) {
-      r.skip(key, r.end);
-      continue;
+  for (let i = 0; i < reader.count; i++) {
+    switch (reader.kinds[i]) {
+      case ClientFrameKind.Request: {
+        const timeoutMs = reader.timeouts[i]!;
+        frames.push({
+          request: {
+            id: reader.ids[i]!,
+            sessionId: reader.sessionIds[i]!,
+            ref: reader.refs[i]!,
+            operation: reader.buf.subarray(reader.opStarts[i], reader.opEnds[i]),
+            timeoutMs: timeoutMs < 0 ? null : timeoutMs,
+            cancellable: reader.cancellable[i]!,
+          },
+        });
+        break;
+      }
+      case ClientFrameKind.Cancel:
+        frames.push({ cancel: { id: reader.ids[i]! } });
+        break;
+      case ClientFrameKind.Subscribe:
+        frames.push({ subscribe: reader.subscribes[i]! });
+        break;
+      case ClientFrameKind.Unsubscribe:
+        frames.push({ unsubscribe: { watchId: reader.ids[i]! } });
+        break;
+      default:
+        frames.push({});
     }
-    const n = r.length(r.end);
-    frames.push(readClientFrame(r, r.pos + n));
   }
   return { frames };
 }

@@ -11,4 +11,4 @@ export {
   type StoreFactory,
 } from "./config.js";
 export { SessionTable, sessionLimits, defaultSessionLimits, type SessionLimits } from "./sessions.js";
-export { StreamHandler, runtimeServiceHandlers, sessionServiceHandlers, type ServiceContext } from "./service.js";
+export { StreamHandler, runtimeServiceHandlers, serverRuntimeService, sessionServiceHandlers, type ServiceContext } from "./service.js";

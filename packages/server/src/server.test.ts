@@ -8,6 +8,7 @@ import {
   Status,
   createRemoteRuntime,
   decodeValue,
+  encodeClientBatch,
   encodeValue,
   runtimeService,
   sessionService,
@@ -155,6 +156,22 @@ describe("server protocol", () => {
     stream.call.end();
   });
 
+  it("ends the stream with INVALID_ARGUMENT on a message that is not a ClientBatch, applying none of its frames", async () => {
+    const sessionId = await raw.session();
+    const stream = raw.connect();
+    const valid = encodeClientBatch({ frames: [request(1, sessionId, "counter", "bad-batch-1", { op: "increment", delta: 5n })] });
+    // A valid increment, then a frame whose length runs past the end of the message (the
+    // serializer sends bytes as they are).
+    stream.call.write(Buffer.concat([valid, Buffer.from([0x0a, 0x05, 0x0a])]) as unknown as ClientBatch);
+    const status = await stream.ended;
+    assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(status.details, /malformed message/);
+    const next = raw.connect();
+    next.send(request(1, sessionId, "counter", "bad-batch-1", { op: "get" }));
+    assert.deepEqual((await next.answer(1)).result, { value: 0n }, "the increment before the fault was not applied");
+    next.call.end();
+  });
+
   it("answers requests of an unknown session with NOT_FOUND", async () => {
     const stream = raw.connect();
     stream.send(request(1, "no-such-session", "counter", "c", { op: "get" }));
@@ -268,6 +285,36 @@ describe("server limits and lifecycle", () => {
       InvalidError,
     );
     assert.deepEqual(await session.execute({ type: "value", name: "big" }, { op: "get" }), {});
+  });
+
+  it("splits answers over the message size limit across messages, and answers a result too large for one with INVALID_ARGUMENT", async () => {
+    await using server = await startServer({ port: 0, maxMessageBytes: 64 * 1024 });
+    const raw = new RawClient(server.address);
+    const sessionId = await raw.session();
+    const stream = raw.connect();
+    const messages: number[] = [];
+    stream.call.on("data", (batch: ServerBatch) => messages.push(batch.frames.length));
+    const value = new Uint8Array(40 * 1024).fill(3);
+    stream.send(request(1, sessionId, "map", "split", { op: "put", key: "a", value }));
+    stream.send(request(2, sessionId, "map", "split", { op: "put", key: "b", value }));
+    await stream.answer(1);
+    await stream.answer(2);
+    messages.length = 0;
+    // Eight answers of 40 KiB in one batch: at most one fits a message.
+    stream.send(...Array.from({ length: 8 }, (_, i) => request(10 + i, sessionId, "map", "split", { op: "get", key: i % 2 === 0 ? "a" : "b" })));
+    for (let i = 0; i < 8; i++) {
+      const answer = await stream.answer(10 + i);
+      assert.deepEqual((answer.result as { entry: { value: Uint8Array } }).entry.value, value);
+    }
+    assert.ok(messages.length >= 8, `answers came in ${messages.length} messages`);
+    // Both entries in one page are over the limit.
+    stream.send(request(20, sessionId, "map", "split", { op: "entries" }), request(21, sessionId, "map", "split", { op: "size" }));
+    const tooLarge = await stream.answer(20);
+    assert.equal(tooLarge.code, Status.INVALID_ARGUMENT);
+    assert.match(tooLarge.message ?? "", /exceeds the message size limit/);
+    assert.deepEqual((await stream.answer(21)).result, { size: 2 }, "the stream goes on");
+    stream.call.end();
+    raw.close();
   });
 
   it("shuts down gracefully: requests in flight get answers, new ones are refused, the stream ends without ending watches", async () => {

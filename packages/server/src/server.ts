@@ -4,10 +4,10 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { InvalidError, UnavailableError, type Runtime } from "@atomix-ts/core";
-import { DEFAULT_HOST, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, runtimeService, sessionService } from "@atomix-ts/remote";
+import { DEFAULT_HOST, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, sessionService } from "@atomix-ts/remote";
 import { buildRuntime, singleStoreConfig, type ServerConfig } from "./config.js";
 import { SessionTable, sessionLimits, type SessionLimits } from "./sessions.js";
-import { runtimeServiceHandlers, sessionServiceHandlers, type ServiceContext } from "./service.js";
+import { runtimeServiceHandlers, serverRuntimeService, sessionServiceHandlers, type ServiceContext } from "./service.js";
 
 export interface ServerOptions {
   /** Interface to listen on (default 127.0.0.1). */
@@ -74,7 +74,7 @@ export async function startServer(options: ServerOptions = {}): Promise<AtomixSe
     "grpc.max_send_message_length": maxMessageBytes,
   });
   server.addService(sessionService, sessionServiceHandlers(context));
-  server.addService(runtimeService, runtimeServiceHandlers(context));
+  server.addService(serverRuntimeService, runtimeServiceHandlers(context));
   const bindHost = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   let boundPort: number;
   try {

@@ -18,15 +18,18 @@ import {
   type WatchRequest,
 } from "@atomix-ts/core";
 import {
+  ClientBatchReader,
+  ClientFrameKind,
   FRAME_OVERHEAD_BYTES,
+  ServerBatchWriter,
   Status,
   concatFrames,
   decodeValue,
+  decodeValueIn,
   encodeEventsFrame,
-  encodeResultFrame,
   encodeServerFrame,
+  runtimeService,
   statusOf,
-  type ClientBatch,
   type Empty,
   type KeepAliveResponse,
   type OpenSessionRequest,
@@ -35,7 +38,6 @@ import {
   type ServerFrame,
   type SessionIdRequest,
   type WireRef,
-  type WireRequest,
   type WireSubscribe,
   type WireStatus,
 } from "@atomix-ts/remote";
@@ -81,9 +83,17 @@ export function sessionServiceHandlers(context: ServiceContext): grpc.UntypedSer
   return { Open: open, KeepAlive: keepAlive, Close: close };
 }
 
-/** The RuntimeService handler: one `StreamHandler` per Connect stream. */
+/** A Connect call as the server sees it: batches arrive as bytes (read by `ClientBatchReader`). */
+type ConnectCall = grpc.ServerDuplexStream<Buffer, ServerBatch | Uint8Array>;
+
+/** RuntimeService as the server registers it: `Connect` hands over each batch undecoded. */
+export const serverRuntimeService: grpc.ServiceDefinition = {
+  Connect: { ...runtimeService.Connect, requestDeserialize: (bytes: Buffer): Buffer => bytes },
+};
+
+/** The RuntimeService handler (for `serverRuntimeService`): one `StreamHandler` per Connect stream. */
 export function runtimeServiceHandlers(context: ServiceContext): grpc.UntypedServiceImplementation {
-  const connect: grpc.handleBidiStreamingCall<ClientBatch, ServerBatch | Uint8Array> = (call) => {
+  const connect: grpc.handleBidiStreamingCall<Buffer, ServerBatch | Uint8Array> = (call) => {
     if (context.shuttingDown) {
       call.emit("error", { code: Status.UNAVAILABLE, details: "the server is shutting down" });
       return;
@@ -96,6 +106,40 @@ export function runtimeServiceHandlers(context: ServiceContext): grpc.UntypedSer
 function refOf(wire: WireRef | null | undefined): PrimitiveRef {
   if (wire == null) throw new InvalidError("a primitive reference is required");
   return { type: wire.type as PrimitiveType, name: wire.name, tags: wire.tags == null || wire.tags.length === 0 ? undefined : [...wire.tags] };
+}
+
+/** Streams with answers settled while batches are answered (see `answerInTick`), in the order their first answer came. */
+const dueInTick = new Set<StreamHandler>();
+/** Streams whose batches were read since that tick was scheduled. */
+const readInTick = new Set<StreamHandler>();
+let tickPending = false;
+
+/**
+ * After `stream`'s batch is read: what the runtime settles at once (an in-memory store settles
+ * within microtasks) goes out in a tick, which runs once those microtasks are done, so the
+ * writes reach the socket in this turn of the event loop rather than the next.
+ *
+ * Answers a batch settles for other clients go first. If there are any (a lock granted to a
+ * waiter by this client's unlock), the readers' own answers wait for the check phase: woken
+ * together, the unlocking client would compete with the waiter for the CPU, and the hand-off
+ * is what is waited for.
+ */
+function answerInTick(stream: StreamHandler): void {
+  readInTick.add(stream);
+  if (tickPending) return;
+  tickPending = true;
+  process.nextTick(() => {
+    tickPending = false;
+    const due = [...dueInTick];
+    dueInTick.clear();
+    const othersDue = due.some((handler) => !readInTick.has(handler));
+    for (const handler of due) {
+      if (!readInTick.has(handler)) handler.flush();
+      else if (othersDue) handler.flushSoon();
+      else handler.flush();
+    }
+    readInTick.clear();
+  });
 }
 
 /** Distinct refs a stream remembers; past this the cache starts over (a client touching names without end). */
@@ -157,10 +201,18 @@ interface Served {
   stop: { status: WireStatus | undefined } | undefined;
 }
 
-/** Frames to send: results already encoded (the hot path), other frames, watches with events pending. */
-type Outgoing = Uint8Array | { frame: ServerFrame } | { watch: Served };
+/**
+ * Frames to send, in order: a run of results already encoded in the stream's `ServerBatchWriter`
+ * (bytes `[start, end)`, the hot path), other frames, watches with events pending.
+ */
+type Outgoing = ResultRun | { frame: ServerFrame } | { watch: Served };
+interface ResultRun {
+  readonly run: true;
+  readonly start: number;
+  end: number;
+}
 
-/** One Connect stream: requests, cancels and watches multiplexed, answers batched per tick. */
+/** One Connect stream: requests, cancels and watches multiplexed, answers batched (see `scheduleFlush`). */
 export class StreamHandler {
   /** Requests in flight; cancellable ones with their own controller. */
   private readonly inflight = new Map<number, AbortController | undefined>();
@@ -175,6 +227,11 @@ export class StreamHandler {
   private closed = false;
   private idle: (() => void) | undefined;
   private readonly refs = new RefCache();
+  private readonly reader = new ClientBatchReader();
+  /** Results encoded as they complete, sent in runs (see `Outgoing`). */
+  private readonly results = new ServerBatchWriter();
+  /** The run the next result extends, while it is the last item of `out`. */
+  private openRun: ResultRun | undefined;
   /** Encoded frames of the batch `flush` is building. */
   private batch: Uint8Array[] = [];
   private batchBytes = 0;
@@ -182,7 +239,7 @@ export class StreamHandler {
   private readonly streamOptions = { signal: this.ended.signal };
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<ClientBatch, ServerBatch | Uint8Array>,
+    private readonly call: ConnectCall,
     private readonly context: ServiceContext,
   ) {}
 
@@ -192,7 +249,7 @@ export class StreamHandler {
     this.context.streams.add(this);
     // Headers first: the client sends operations only once it sees them.
     this.call.sendMetadata(new grpc.Metadata());
-    this.call.on("data", (batch: ClientBatch) => this.receive(batch));
+    this.call.on("data", (message: Buffer) => this.receive(message));
     this.call.on("end", () => {
       this.finish();
       this.call.end();
@@ -250,27 +307,53 @@ export class StreamHandler {
     for (const controller of this.inflight.values()) controller?.abort(gone);
     for (const served of this.watches.values()) this.stopWatch(served, undefined);
     this.out = [];
+    this.openRun = undefined;
+    this.results.clear();
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const wake of waiters) wake();
   }
 
-  private receive(batch: ClientBatch): void {
-    for (const frame of batch.frames) {
-      if (frame.request != null) this.request(frame.request);
-      else if (frame.cancel != null) this.inflight.get(frame.cancel.id)?.abort(new CanceledError("canceled by the client"));
-      else if (frame.subscribe != null) void this.subscribe(frame.subscribe);
-      else if (frame.unsubscribe != null) {
-        const served = this.watches.get(frame.unsubscribe.watchId);
-        if (served !== undefined) this.stopWatch(served, undefined);
+  private receive(message: Buffer): void {
+    if (this.closed) return;
+    const batch = this.reader;
+    try {
+      batch.read(message);
+    } catch (error) {
+      // Not a ClientBatch: nothing in it is applied, and nothing after it on this stream can be trusted.
+      this.call.emit("error", { code: Status.INVALID_ARGUMENT, details: (error as Error).message });
+      return;
+    }
+    answerInTick(this);
+    for (let i = 0; i < batch.count; i++) {
+      switch (batch.kinds[i]) {
+        case ClientFrameKind.Request:
+          this.request(batch, i);
+          break;
+        case ClientFrameKind.Cancel:
+          this.inflight.get(batch.ids[i]!)?.abort(new CanceledError("canceled by the client"));
+          break;
+        case ClientFrameKind.Subscribe:
+          void this.subscribe(batch.subscribes[i]!);
+          break;
+        case ClientFrameKind.Unsubscribe: {
+          const served = this.watches.get(batch.ids[i]!);
+          if (served !== undefined) this.stopWatch(served, undefined);
+          break;
+        }
+        default:
+          // A frame with no member set: nothing to do.
+          break;
       }
     }
+    batch.clear();
   }
 
   /* ------------------------------------ operations ----------------------------------- */
 
-  private request(request: WireRequest): void {
-    const id = request.id;
+  /** Request `i` of the batch just read. */
+  private request(batch: ClientBatchReader, i: number): void {
+    const id = batch.ids[i]!;
     if (this.inflight.has(id)) {
       this.fail(id, statusOf(new InvalidError(`request id ${id} is already in flight on this stream`)));
       return;
@@ -282,8 +365,8 @@ export class StreamHandler {
     let ref: PrimitiveRef;
     let operation: Operation<PrimitiveType>;
     try {
-      ref = this.refs.get(request.ref);
-      operation = decodeValue(request.operation) as Operation<PrimitiveType>;
+      ref = this.refs.get(batch.refs[i]);
+      operation = decodeValueIn(batch.buf, batch.opStarts[i]!, batch.opEnds[i]!) as Operation<PrimitiveType>;
     } catch (error) {
       this.fail(id, statusOf(error));
       return;
@@ -292,21 +375,23 @@ export class StreamHandler {
     // controller (and the store a linked one) per operation. Only one the client may cancel gets
     // a controller of its own. A deadline goes to the runtime as `timeoutMs`: it arms a timer
     // only for a request that waits, and most apply at once.
-    const timeoutMs = request.timeoutMs ?? undefined;
-    const controller = request.cancellable === true ? new AbortController() : undefined;
+    const timeout = batch.timeouts[i]!;
+    const timeoutMs = timeout < 0 ? undefined : timeout;
+    const controller = batch.cancellable[i] === true ? new AbortController() : undefined;
     this.inflight.set(id, controller);
     const options =
       controller === undefined && timeoutMs === undefined
         ? this.streamOptions
         : { signal: controller?.signal ?? this.ended.signal, timeoutMs };
-    const known = this.context.sessions.get(request.sessionId);
+    const sessionId = batch.sessionIds[i]!;
+    const known = this.context.sessions.get(sessionId);
     let run: Promise<unknown>;
     let session: RuntimeSession | undefined = known;
     try {
       run =
         known !== undefined
           ? known.execute(ref, operation, options)
-          : this.context.sessions.resolve(request.sessionId, options).then((resolved) => {
+          : this.context.sessions.resolve(sessionId, options).then((resolved) => {
               session = resolved;
               return resolved.execute(ref, operation, options);
             });
@@ -320,15 +405,7 @@ export class StreamHandler {
           if (session !== undefined) releaseGrant(session, ref, operation, result);
           return;
         }
-        let frame: Uint8Array;
-        try {
-          frame = encodeResultFrame(id, result);
-          this.checkSize(frame.length, "result");
-        } catch (error) {
-          this.fail(id, statusOf(error));
-          return;
-        }
-        this.push(frame);
+        this.pushResult(id, result);
       },
       (error: unknown) => {
         this.settled(id);
@@ -437,6 +514,55 @@ export class StreamHandler {
   private push(item: Outgoing): void {
     if (this.closed) return;
     this.out.push(item);
+    this.openRun = undefined;
+    this.scheduleFlush();
+  }
+
+  /** Encodes a result at the end of the stream's result bytes and queues it (or its failure, if it cannot be sent). */
+  private pushResult(id: number, result: unknown): void {
+    if (this.closed) return;
+    const results = this.results;
+    const start = results.size;
+    try {
+      const bytes = results.result(id, result);
+      this.checkSize(bytes, "result");
+    } catch (error) {
+      results.truncate(start);
+      this.fail(id, statusOf(error));
+      return;
+    }
+    const end = results.size;
+    // A run stays under the message size limit, so that it fits one message.
+    const run = this.openRun;
+    if (run !== undefined && run.end === start && end - run.start <= this.context.maxMessageBytes - FRAME_OVERHEAD_BYTES) {
+      run.end = end;
+    } else {
+      const next: ResultRun = { run: true, start, end };
+      this.out.push(next);
+      this.openRun = next;
+    }
+    this.scheduleFlush();
+  }
+
+  /**
+   * Answers the runtime settles at once (an in-memory store settles within microtasks) go out in
+   * a tick, which runs once the microtasks are done: their write reaches the socket in this turn
+   * of the event loop rather than the next. That includes answers for this stream settled by
+   * another stream's batch (a lock granted by an unlock).
+   */
+  private scheduleFlush(): void {
+    if (tickPending) {
+      dueInTick.add(this);
+      return;
+    }
+    this.flushSoon();
+  }
+
+  /**
+   * @internal Flushes in the loop's check phase. Answers that come later (I/O, a timer) are
+   * gathered until then, so the completions of one poll phase share a message.
+   */
+  flushSoon(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
@@ -445,14 +571,14 @@ export class StreamHandler {
     });
   }
 
-  /** Writes everything ready, in order, in batches under the message size limit. */
-  private flush(): void {
+  /** @internal Writes everything ready, in order, in batches under the message size limit. */
+  flush(): void {
     if (this.closed || this.blocked) return;
     let index = 0;
     for (; index < this.out.length; index++) {
       const item = this.out[index]!;
-      if (item instanceof Uint8Array || "frame" in item) {
-        if (!this.emit(item instanceof Uint8Array ? item : encodeServerFrame(item.frame))) {
+      if ("run" in item || "frame" in item) {
+        if (!this.emit("run" in item ? this.results.view(item.start, item.end) : encodeServerFrame(item.frame))) {
           index++;
           break;
         }
@@ -468,9 +594,16 @@ export class StreamHandler {
         break;
       }
     }
-    this.out = index === this.out.length ? [] : this.out.slice(index);
     // Whatever is left waits for 'drain', which flushes again.
+    if (index === this.out.length) {
+      this.out = [];
+      this.openRun = undefined;
+    } else {
+      this.out = this.out.slice(index);
+    }
     if (this.batch.length > 0 && !this.call.write(this.takeBatch())) this.blocked = true;
+    // Every result encoded so far is in a message now (copied when the batch was cut).
+    if (this.out.length === 0) this.results.clear();
   }
 
   /** Adds one encoded frame to the batch being built, writing the batch first if the frame would overflow it; false once the stream is full. */
