@@ -132,6 +132,7 @@ describe("atomix serve restarted in front of etcd", () => {
       assert.equal(holderSession.signal.aborted, false, "the holder's session was resumed, not lost");
       assert.equal(waiterSession.signal.aborted, false, "the waiter's session was resumed, not lost");
       assert.equal(handle.signal.aborted, false, "the handle's signal did not abort");
+      assert.equal(leadership.signal.aborted, false, `the leadership's signal did not abort (its tracker watch resumed): ${String(leadership.signal.reason)}`);
       assert.equal(acquired, undefined, "the waiter was not granted the lock while the holder holds it");
       // The request queued before the restart is gone; the waiter's retry is queued behind the holder.
       assert.deepEqual(await queueOf(lock.name), [[holderSession.id, "held"], [waiterSession.id, "waiting"]]);

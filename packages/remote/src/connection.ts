@@ -619,6 +619,9 @@ export class Connection {
  * A watch over the stream. Survives reconnects: it resubscribes from the last version it
  * delivered, and drops anything at or below it, so the consumer sees no gap and no duplicate.
  */
+/** Types whose replayed state is at most one event (counter, value, lock, election). */
+const SINGLE_STATE_TYPES: ReadonlySet<PrimitiveType> = new Set<PrimitiveType>(["counter", "value", "lock", "election"]);
+
 export class RemoteWatch implements EventStream<PrimitiveType> {
   readonly queue: AsyncQueue<RuntimeEvent<PrimitiveType>>;
   readonly started: Promise<void>;
@@ -696,6 +699,13 @@ export class RemoteWatch implements EventStream<PrimitiveType> {
     const { key, prefix, bufferSize } = this.request;
     let request: WatchRequest;
     if (this.lastVersion === undefined && this.request.replay === true) {
+      if (this.deliveredInitial && SINGLE_STATE_TYPES.has(this.ref.type) && this.base !== undefined) {
+        // The replay of these types is one event: once delivered, the state was whole, so
+        // resuming from where the subscription started leaves no gap and repeats nothing.
+        this.active = true;
+        this.connection.subscribe(this, encodeValue({ key, prefix, bufferSize, fromVersion: this.base }));
+        return;
+      }
       if (this.deliveredInitial) {
         this.fail(
           new UnavailableError(

@@ -60,6 +60,8 @@ export class PrimitiveWatch implements FeedListener {
   private closed = false;
   /** Resuming inside a revision: its events up to this place were delivered already. */
   private skip: Resume | undefined;
+  /** Where the subscription starts: every change delivered has a greater version (EventStream.startVersion). */
+  startVersion: bigint | undefined;
 
   constructor(private readonly setup: WatchSetup) {
     this.decoder = setup.decoder();
@@ -91,6 +93,7 @@ export class PrimitiveWatch implements FeedListener {
     const head = revisionOf(current);
     if (created) feed.begin(head);
     this.revision = head;
+    this.startVersion = headVersion(head);
     if (this.setup.request.replay === true) {
       for (const { event, version } of this.decoder.load(current.kvs, head)) this.emit(event, version, true);
     } else {
@@ -110,11 +113,13 @@ export class PrimitiveWatch implements FeedListener {
       this.decoder.load(past.kvs, before);
       this.revision = before;
       this.skip = from;
+      this.startVersion = this.setup.request.fromVersion;
     } else {
       // Compacted, or the version is ahead of this cluster (another cluster, a restore): start over.
       const current = await this.readCurrent(feed, created);
       const head = revisionOf(current);
       if (created) feed.begin(head);
+      this.startVersion = headVersion(head);
       this.reset(current.kvs, head);
     }
     await this.goLive(feed);
@@ -260,6 +265,9 @@ function isFutureRevision(error: unknown): boolean {
 
 export function streamOf(watch: PrimitiveWatch): EventStream<PrimitiveType> {
   return {
+    get startVersion() {
+      return watch.startVersion;
+    },
     [Symbol.asyncIterator]: () => watch.queue,
     close: async () => {
       await watch.queue.return();
