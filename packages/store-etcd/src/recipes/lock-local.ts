@@ -2,8 +2,10 @@
  * What one store (one process) knows about the locks it serves, so that the common cases cost
  * fewer round trips: the holds it granted (a release is then one transaction on a known key,
  * with no read of the queue) and the waiters it queued, by the key each one waits behind (a
- * release can then grant that waiter in its own transaction). Everything here is a hint checked
- * by etcd compares; a miss only means the slower path.
+ * release can then grant that waiter in its own transaction), and the keys of its waiters (a
+ * waiter right behind one of this process's keys is told in-process when that key goes, and
+ * so can put off its watch). Everything here is a hint checked by etcd compares or backed by
+ * a watch; a miss only means the slower path.
  */
 import type { EtcdIo } from "../etcd-io.js";
 
@@ -23,7 +25,7 @@ export interface LocalWaiter {
    * in the same transaction: resolves to the version granted, or undefined if it did not.
    */
   handOff?: Promise<bigint | undefined>;
-  /** Ends the waiter's wait for the key ahead: the hand-off granted it. */
+  /** Ends the waiter's wait for the key ahead: the hand-off granted it, or this process deleted that key. */
   wake(): void;
 }
 
@@ -35,6 +37,8 @@ export class LocalLocks {
   private readonly holds = new Map<string, LocalHold>();
   /** Waiters queued here, by the key just ahead of each. */
   private readonly waiters = new Map<string, LocalWaiter>();
+  /** The keys of the requests waiting in this process (from enqueue to grant or give-up). */
+  private readonly queued = new Set<string>();
 
   /** Records a grant; the lock's earlier holds are all over (only the queue head is ever held). */
   granted(base: string, hold: LocalHold): void {
@@ -63,6 +67,26 @@ export class LocalLocks {
   /** The waiter of this process queued right behind `key`, if any. */
   waiterBehind(key: string): LocalWaiter | undefined {
     return this.waiters.get(key);
+  }
+
+  /** Records `key` as a request waiting in this process; returns the function that removes it. */
+  waiting(key: string): () => void {
+    this.queued.add(key);
+    return () => this.queued.delete(key);
+  }
+
+  /**
+   * Whether `key` (of the lock at `base`) is this process's: its current hold or a waiting
+   * request. Such a key normally leaves through this process (a release, which hands off to the
+   * waiter behind it, or a give-up, which wakes it: see `left`).
+   */
+  owns(base: string, key: string): boolean {
+    return this.queued.has(key) || this.holds.get(base)?.key === key;
+  }
+
+  /** This process deleted `key`: the waiter behind it, if any, stops waiting and looks again. */
+  left(key: string): void {
+    this.waiters.get(key)?.wake();
   }
 }
 

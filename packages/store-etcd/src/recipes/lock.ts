@@ -8,6 +8,11 @@
  * - A waiter watches only its predecessor for deletion. The watch starts "now" (a watch from a
  *   past revision waits for etcd's catch-up loop, which runs every 100 ms); if etcd's revision
  *   moved on since the predecessor was seen, one read of that key tells whether it already went.
+ *   A waiter whose predecessor is this process's (its current hold, or a request waiting here)
+ *   puts the watch off for `LOCAL_WATCH_DELAY_MS`: such a key almost always leaves through this
+ *   process, which tells the waiter in-process (a hand-off, or any other delete it makes), so
+ *   most waits here open no watch and make no read. The delayed watch covers the other ways out
+ *   (lease expiry, a release or withdrawal by another store), noticed at most that much later.
  * - When the predecessor is gone, the waiter grants itself with a transaction that re-checks
  *   ownership (its key still exists with its create revision, still `w`, and every key in the
  *   queue was created no earlier than its own) and rewrites its key as `h`. The fencing token
@@ -104,9 +109,13 @@ function granted(ctx: RecipeContext, key: string, version: bigint): { version: b
   return { version };
 }
 
-/** Deletes a key with the explicit-delete marker if `compare` holds; returns whether it did. */
+/**
+ * Deletes a key with the explicit-delete marker if `compare` holds; returns whether it did. A
+ * waiter of this process behind the key is told at once.
+ */
 async function release(ctx: RecipeContext, key: string, compare: ICompare): Promise<boolean> {
   const txn = await ctx.io.txn([compare], [del(key), marker(ctx.base)]);
+  if (txn.succeeded) localLocks(ctx.io).left(key);
   return txn.succeeded;
 }
 
@@ -152,7 +161,10 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
   }
   if (!txn.succeeded) {
     settle(undefined);
-    return txn.responses[0]?.response_txn.succeeded === true;
+    const released = txn.responses[0]?.response_txn.succeeded === true;
+    // Whoever waits behind the key now (not `next`, or `next` no longer waiting) looks again.
+    if (released) localLocks(ctx.io).left(key);
+    return released;
   }
   settle(versionAt(revisionOf(txn), 1));
   next.wake();
@@ -174,6 +186,8 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
   const prefix = queuePrefix(ctx.base);
   const end = prefixEnd(prefix);
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
+  // While it waits, the waiter behind this key (if queued here too) hears of its leaving in-process.
+  const unqueue = localLocks(ctx.io).waiting(key);
   try {
     for (;;) {
       try {
@@ -187,6 +201,8 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
       }
     }
   } catch (error) {
+    // Not this process's to hand on any more: a waiter lining up behind it now watches it.
+    unqueue();
     // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release).
     await release(ctx, key, cmp.createdAt(key, created)).catch(() => undefined);
     if (signal.aborted) {
@@ -194,6 +210,8 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
       throw canceledBy(ctx.signal);
     }
     throw error;
+  } finally {
+    unqueue();
   }
 
   /** Waits for the key ahead to go, then tries to grant; a failed try says who is ahead now. */
@@ -230,9 +248,10 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
     const waiter: LocalWaiter = { key, created, wake };
-    const leave = localLocks(ctx.io).waitBehind(ahead, waiter);
+    const local = localLocks(ctx.io);
+    const leave = local.waitBehind(ahead, waiter);
     try {
-      await waitForDelete(ctx.io, ahead, seenAt, signal, woken);
+      await waitForDelete(ctx.io, ahead, seenAt, signal, woken, local.owns(ctx.base, ahead));
       // A hand-off under way deletes `ahead` in its transaction: wait for its answer.
       return waiter.handOff === undefined ? undefined : await raceSignal(waiter.handOff, signal);
     } finally {
@@ -255,13 +274,25 @@ class LostKeyError extends UnavailableError {
 const lostKey = (error: unknown): boolean => (error as { lostKey?: unknown }).lostKey === true;
 
 /**
+ * How long a waiter right behind a key of this process puts off watching it. Such a key almost
+ * always leaves through this process, which tells the waiter (a hand-off, or `left`), so most
+ * waits end with no watch at all; the watch is for the other ways out (its lease expires,
+ * another store releases it by version or withdraws it), which it then notices this much later
+ * at most.
+ */
+const LOCAL_WATCH_DELAY_MS = 200;
+
+/**
  * Resolves when `key`, which existed at `seenAt`, is deleted, or when `until` resolves. The
  * watch starts at etcd's current revision (a watch from a past revision is served by etcd's
  * catch-up loop, which runs every 100 ms); if that is past `seenAt`, one read tells whether
- * the key went meanwhile.
+ * the key went meanwhile. With `deferWatch` (the key is this process's, and `until` comes
+ * when it leaves through here) the watch starts only if `until` has not come within
+ * `LOCAL_WATCH_DELAY_MS`.
  */
-async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: AbortSignal, until: Promise<void>): Promise<void> {
+async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: AbortSignal, until: Promise<void>, deferWatch: boolean): Promise<void> {
   checkSignal(signal);
+  if (deferWatch && (await comesWithin(until, LOCAL_WATCH_DELAY_MS, signal))) return;
   io.keyWatches.set(key, (io.keyWatches.get(key) ?? 0) + 1);
   let cancel: (() => void) | undefined;
   try {
@@ -306,6 +337,25 @@ async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: Ab
     if (count === 0) io.keyWatches.delete(key);
     else io.keyWatches.set(key, count);
   }
+}
+
+/** Whether `until` resolves within `ms`; rejects with the typed reason if `signal` aborts first. */
+function comesWithin(until: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    let settled = false;
+    const finish = (came: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted) reject(canceledBy(signal));
+      else resolve(came);
+    };
+    const onAbort = (): void => finish(false);
+    const timer = setTimeout(() => finish(false), ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+    void until.then(() => finish(true));
+  });
 }
 
 /** Lock request keys read per page when looking for sessions' queued requests. */
