@@ -103,6 +103,11 @@ export class LockHandle implements AsyncDisposable {
     await this.unlock();
   }
 
+  /** @internal Whether `unlock()` was called (the release is sent or done). */
+  get releasing(): boolean {
+    return this.released;
+  }
+
   /** @internal The hold is over (`released`: the store no longer holds it for us). */
   lost(reason: AtomixError, released: boolean): void {
     this.abort(reason);
@@ -319,7 +324,8 @@ export class Lock extends Primitive<"lock"> {
           // Most releases are other holders' (or this handle's own unlock, already forgotten):
           // build the reason only for a hold still tracked here.
           const handle = this.handles.get(event.lockVersion);
-          if (handle !== undefined) {
+          // A handle whose own unlock() is in flight sees its release here first: nothing to tell it.
+          if (handle !== undefined && !handle.releasing) {
             const reason = event.expired
               ? new UnavailableError(`lock version ${event.lockVersion} was released because its session ended`)
               : new ConflictError(`lock version ${event.lockVersion} was released by unlock({ ifVersion })`);
