@@ -8,9 +8,7 @@ import { UnavailableError, type PrimitiveRef } from "@atomix-ts/core";
 import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-
-let names = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+import { unique } from "./test-support.js";
 
 describe("etcd store close", () => {
   let etcd: EtcdCluster;

@@ -8,9 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { PrimitiveRef, RuntimeEvent, RuntimeSession, Term } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-
-let names = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+import { unique } from "./test-support.js";
 
 /** A term as [term, leader, ...candidates]. */
 const show = (term: Term): unknown[] => [term.term, term.leader, ...term.candidates];

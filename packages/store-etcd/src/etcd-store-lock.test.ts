@@ -18,9 +18,8 @@ import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { versionAt } from "./layout.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+import { unique } from "./test-support.js";
 
-let names = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
 /** Counts the etcd requests a store sends while `body` runs. */

@@ -9,9 +9,7 @@ import { UnavailableError, type PrimitiveRef } from "@atomix-ts/core";
 import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-
-let names = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+import { unique } from "./test-support.js";
 
 /** Waits until `condition` holds (polling), failing after 5 s. */
 async function until(condition: () => boolean): Promise<void> {

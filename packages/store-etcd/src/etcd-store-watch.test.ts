@@ -7,34 +7,14 @@ import { after, before, describe, it } from "node:test";
 import { FaultError, UnavailableError, type EventStream, type PrimitiveEvent, type PrimitiveRef, type RuntimeEvent, type RuntimeSession, type WatchRequest } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+import { unique, take } from "./test-support.js";
 
 type MapEvent = RuntimeEvent<"map">;
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (value: Uint8Array): string => new TextDecoder().decode(value);
-let names = 0;
-const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
 const isInitial = (event: MapEvent): boolean => (event as { initial?: boolean }).initial === true;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Reads `count` events, failing after `timeoutMs`. */
-async function take<E>(iterator: AsyncIterator<E>, count: number, timeoutMs = 5000): Promise<E[]> {
-  const out: E[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < count) {
-    let timer: NodeJS.Timeout | undefined;
-    const next = await Promise.race([
-      iterator.next(),
-      new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
-      }),
-    ]).finally(() => clearTimeout(timer));
-    if (next === "timeout") assert.fail(`expected ${count} events, got ${out.length}`);
-    if (next.done === true) assert.fail(`watch ended after ${out.length} events`);
-    out.push(next.value);
-  }
-  return out;
-}
 
 /** A map event as `[type, key, value]` (value of the entry, or of the removed entry). */
 function describeEvent(event: MapEvent | PrimitiveEvent<"map">): [string, string, string] {

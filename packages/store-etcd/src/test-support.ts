@@ -1,0 +1,28 @@
+/**
+ * Helpers shared by this package's tests (not exported from the package).
+ */
+import assert from "node:assert/strict";
+
+let names = 0;
+
+/** A name no other test of this process uses. */
+export const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
+
+/** Reads `count` events, failing after `timeoutMs`. */
+export async function take<E>(iterator: AsyncIterator<E>, count: number, timeoutMs = 5000): Promise<E[]> {
+  const out: E[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < count) {
+    let timer: NodeJS.Timeout | undefined;
+    const next = await Promise.race([
+      iterator.next(),
+      new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (next === "timeout") assert.fail(`expected ${count} events, got ${out.length}`);
+    if (next.done === true) assert.fail(`watch ended after ${out.length} events`);
+    out.push(next.value);
+  }
+  return out;
+}
