@@ -10,19 +10,15 @@
 // holder unlocks. A holder that does not come back loses the lock one TTL after its last keep-alive.
 import assert from "node:assert/strict";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { UnavailableError } from "@atomix-ts/core";
-import { createRemoteRuntime } from "@atomix-ts/remote";
-import { createClient, type AtomixClient, type Lock, type LockHandle } from "@atomix-ts/sdk";
-import { prepareServer, spawnServer, type SpawnedServer } from "@atomix-ts/server/testing";
+import type { LockHandle } from "@atomix-ts/sdk";
 import { createEtcdStore, type EtcdStore } from "@atomix-ts/store-etcd";
 import { startEtcd, type EtcdCluster } from "@atomix-ts/store-etcd/testing";
 import { Child } from "./child.js";
+import { connect, delay, lockThroughRestarts, startServer, type Restart } from "./restarts.js";
 
 // etcd leases are whole seconds; 3 s leaves a restart (stop, start, reconnect) ~2 s of room.
 const TTL_MS = 3000;
-type Restart = "SIGTERM" | "SIGKILL";
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 /** `promise`, or a failure if it has not settled within `ms`. */
 async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -38,43 +34,6 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
 
 let names = 0;
 const unique = (prefix: string): string => `${prefix}-${process.pid}-${++names}`;
-
-function connect(address: string): AtomixClient {
-  return createClient({ runtime: createRemoteRuntime({ address, sessionTtlMs: TTL_MS }), sessionTtlMs: TTL_MS });
-}
-
-/** lock(), asked again while the server is away (a restart withdraws queued requests); the session must survive. */
-async function lockThroughRestarts(client: AtomixClient, lock: Lock): Promise<{ handle: LockHandle; at: number; retries: number }> {
-  const session = await client.session();
-  for (let retries = 0; ; retries++) {
-    try {
-      const handle = await lock.lock();
-      return { handle, at: Date.now(), retries };
-    } catch (error) {
-      if (!(error instanceof UnavailableError) || session.signal.aborted) throw error;
-      await delay(20);
-    }
-  }
-}
-
-/** A server in front of etcd that can be restarted on the same port. */
-async function startServer(args: string[]): Promise<{ server: SpawnedServer; restart(how: Restart): Promise<{ killedAt: number; listeningAt: number }> }> {
-  let server = await spawnServer([...args, "--shutdown-grace-ms", "300"]);
-  const port = String(server.port);
-  return {
-    get server() {
-      return server;
-    },
-    async restart(how) {
-      await using next = await prepareServer([...args, "--shutdown-grace-ms", "300", "--port", port]);
-      const killedAt = Date.now();
-      if (how === "SIGTERM") await server.stop();
-      else await server.kill();
-      server = await next.start();
-      return { killedAt, listeningAt: Date.now() };
-    },
-  };
-}
 
 describe("atomix serve restarted in front of etcd", () => {
   let etcd: EtcdCluster;
@@ -102,8 +61,8 @@ describe("atomix serve restarted in front of etcd", () => {
 
   async function holderSurvives(t: TestContext, how: Restart): Promise<void> {
     const started = await startServer(serverArgs);
-    const holder = connect(started.server.address);
-    const waiter = connect(started.server.address);
+    const holder = connect(started.server.address, TTL_MS);
+    const waiter = connect(started.server.address, TTL_MS);
     try {
       const holderSession = await holder.session();
       const waiterSession = await waiter.session();
@@ -168,7 +127,7 @@ describe("atomix serve restarted in front of etcd", () => {
 
   it("SIGTERM: a holder that does not come back loses the lock one TTL after its last keep-alive", async (t) => {
     const started = await startServer(serverArgs);
-    const waiter = connect(started.server.address);
+    const waiter = connect(started.server.address, TTL_MS);
     const name = unique("lock");
     try {
       await using holder = Child.script("lock-client.ts", [started.server.address, name, String(TTL_MS)]);

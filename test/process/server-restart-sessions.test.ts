@@ -11,15 +11,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
-import { UnavailableError } from "@atomix-ts/core";
-import { createRemoteRuntime } from "@atomix-ts/remote";
-import { createClient, type AtomixClient, type Lock, type LockHandle } from "@atomix-ts/sdk";
-import { prepareServer, spawnServer, type SpawnedServer } from "@atomix-ts/server/testing";
+import type { LockHandle } from "@atomix-ts/sdk";
 import { Child } from "./child.js";
+import { connect, delay, lockThroughRestarts, startServer, type Restart } from "./restarts.js";
 
 const TTL_MS = 2000;
 const LOCK = "restart-lock";
-type Restart = "SIGTERM" | "SIGKILL";
 
 /** `atomix serve` flags for a data directory: one sqlite store, or two behind routing rules. */
 const layouts = {
@@ -39,55 +36,11 @@ const layouts = {
 };
 type Layout = keyof typeof layouts;
 
-const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function connect(address: string): AtomixClient {
-  return createClient({ runtime: createRemoteRuntime({ address, sessionTtlMs: TTL_MS }), sessionTtlMs: TTL_MS });
-}
-
-/**
- * lock(), asked again while the server is away: a request in flight when the server goes fails
- * with UnavailableError (a restart withdraws queued requests, whose callers are gone), and a
- * live client asks again. The session must survive throughout.
- */
-async function lockThroughRestarts(client: AtomixClient, lock: Lock): Promise<{ handle: LockHandle; at: number; retries: number }> {
-  const session = await client.session();
-  for (let retries = 0; ; retries++) {
-    try {
-      const handle = await lock.lock();
-      return { handle, at: Date.now(), retries };
-    } catch (error) {
-      if (!(error instanceof UnavailableError) || session.signal.aborted) throw error;
-      await delay(20);
-    }
-  }
-}
-
-/** A server on a data directory that can be restarted on the same port. */
-async function startServer(args: string[]): Promise<{ server: SpawnedServer; restart(how: Restart): Promise<{ killedAt: number; listeningAt: number }> }> {
-  let server = await spawnServer([...args, "--shutdown-grace-ms", "300"]);
-  const port = String(server.port);
-  return {
-    get server() {
-      return server;
-    },
-    async restart(how) {
-      // Loaded ahead, so the restart is the store's recovery and the port, not Node's start-up.
-      await using next = await prepareServer([...args, "--shutdown-grace-ms", "300", "--port", port]);
-      const killedAt = Date.now();
-      if (how === "SIGTERM") await server.stop();
-      else await server.kill();
-      server = await next.start();
-      return { killedAt, listeningAt: Date.now() };
-    },
-  };
-}
-
 async function holderSurvives(t: TestContext, layout: Layout, how: Restart): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "atomix-restart-"));
   const started = await startServer(layouts[layout](dir));
-  const holder = connect(started.server.address);
-  const waiter = connect(started.server.address);
+  const holder = connect(started.server.address, TTL_MS);
+  const waiter = connect(started.server.address, TTL_MS);
   try {
     const holderSession = await holder.session();
     const lock = await holder.getLock(LOCK);
@@ -131,7 +84,7 @@ async function holderSurvives(t: TestContext, layout: Layout, how: Restart): Pro
 async function holderGone(t: TestContext, layout: Layout, how: Restart): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "atomix-restart-"));
   const started = await startServer(layouts[layout](dir));
-  const waiter = connect(started.server.address);
+  const waiter = connect(started.server.address, TTL_MS);
   try {
     await using holder = Child.script("lock-client.ts", [started.server.address, LOCK, String(TTL_MS)]);
     const held = await holder.nextJson<{ event: string; version: string }>((r) => r.event === "acquired");
