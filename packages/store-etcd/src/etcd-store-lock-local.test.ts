@@ -9,18 +9,10 @@ import { op, prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { localLocks } from "./recipes/lock-local.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+import { until } from "./test-support.js";
 
 let names = 0;
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: `lock-${process.pid}-${++names}` });
-
-/** Waits until `condition` holds (polling), failing after 5 s. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail("condition not met within 5 s");
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 describe("etcd store: lock waits behind keys of the same store", () => {
   let etcd: EtcdCluster;

@@ -18,7 +18,7 @@ import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { versionAt } from "./layout.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { unique } from "./test-support.js";
+import { unique, until } from "./test-support.js";
 
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
@@ -36,15 +36,6 @@ async function counting<T>(store: EtcdStore, body: () => Promise<T>): Promise<{ 
   } finally {
     io.txn = txn;
     io.range = range;
-  }
-}
-
-/** Waits until `condition` holds (polling), failing after 5 s. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail("condition not met within 5 s");
-    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

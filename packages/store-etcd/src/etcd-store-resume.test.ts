@@ -9,16 +9,7 @@ import { UnavailableError, type PrimitiveRef } from "@atomix-ts/core";
 import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { unique } from "./test-support.js";
-
-/** Waits until `condition` holds (polling), failing after 5 s. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail("condition not met within 5 s");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { unique, until } from "./test-support.js";
 
 describe("etcd store: resuming a session whose store died", () => {
   let etcd: EtcdCluster;
