@@ -75,8 +75,12 @@ describe("atomix serve restarted in front of etcd", () => {
       const waiting = lockThroughRestarts(waiter, await waiter.getLock(lock.name)).then((result) => (acquired = result));
       // Awaited below; a failed assertion before that must not be masked by its rejection at close.
       waiting.catch(() => undefined);
-      await delay(200);
-      assert.deepEqual(await queueOf(lock.name), [[holderSession.id, "held"], [waiterSession.id, "waiting"]], "the waiter is queued");
+      // A lock() behind a hold of the same server parks there first, and queues in etcd within 200 ms.
+      const queued = [[holderSession.id, "held"], [waiterSession.id, "waiting"]];
+      for (const until = Date.now() + 2000; Date.now() < until; await delay(50)) {
+        if (JSON.stringify(await queueOf(lock.name)) === JSON.stringify(queued)) break;
+      }
+      assert.deepEqual(await queueOf(lock.name), queued, "the waiter is queued");
 
       const { killedAt, listeningAt } = await started.restart(how);
       // The holder's next call goes to the restarted server, which resumes its session's lease.

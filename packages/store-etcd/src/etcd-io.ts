@@ -109,6 +109,14 @@ export const cmp = {
     result: "Greater",
     create_revision: String(rev),
   }),
+  /** Every key in [start, end) was created at or before `rev`. */
+  rangeCreatedBy: (start: string, end: Buffer, rev: bigint): ICompare => ({
+    key: kb(start),
+    range_end: end,
+    target: "Create",
+    result: "Less",
+    create_revision: String(rev + 1n),
+  }),
 };
 
 export const op = {

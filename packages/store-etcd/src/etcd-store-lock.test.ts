@@ -16,7 +16,8 @@ import {
 } from "@atomix-ts/core";
 import { prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
-import { versionAt } from "./layout.js";
+import { baseOf, versionAt } from "./layout.js";
+import { localLocks } from "./recipes/lock-local.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
 import { unique, until } from "./test-support.js";
 
@@ -233,6 +234,191 @@ describe("etcd store: lock short paths", () => {
       }),
     );
     assert.equal(order.length, 30);
+    assert.equal(await queueLength(ref), 0);
+    await Promise.all(sessions.map((s) => s.close()));
+  });
+});
+
+describe("etcd store: lock() calls parked behind a hold of the same store", () => {
+  let etcd: EtcdCluster;
+  let store: EtcdStore;
+  let other: EtcdStore;
+  before(async () => {
+    etcd = await startEtcd();
+    const prefix = `lock-park-test-${process.pid}/`;
+    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+  });
+  after(async () => {
+    await store.close();
+    await other.close();
+    await etcd.stop();
+  });
+
+  const queueLength = async (ref: PrimitiveRef<"lock">): Promise<number> => {
+    const queue = `${store.prefix}lock/${ref.name}#q/`;
+    return Number((await store.io.range(queue, { end: prefixEnd(queue), countOnly: true })).count);
+  };
+  const parked = (ref: PrimitiveRef<"lock">): number => localLocks(store.io).parkedOn(baseOf(store.prefix, "lock", ref.name));
+
+  it("waits with no key in etcd and is granted by the release's transaction: one write per acquisition", async () => {
+    const ref = lockRef();
+    const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+    const [a, b] = [await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const watch = await a.watch(ref, { fromVersion: held.version });
+    const events = watch[Symbol.asyncIterator]();
+    const { result, txns } = await counting(store, async () => {
+      const started = Date.now();
+      const waiting = b.execute(ref, { op: "lock" });
+      await until(() => parked(ref) === 1);
+      assert.equal(await queueLength(ref), 1, "the parked request has no key");
+      assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      return { granted: await waiting, quick: Date.now() - started < 150 };
+    });
+    // The release is the only write (unless the machine stalled past the park time).
+    if (result.quick) assert.equal(txns, 1);
+    const next = result.granted.version;
+    const revision = next / versionAt(1n);
+    assert.equal(next, versionAt(revision, 1), "the grant's event comes second in the release's revision");
+    const [unlocked, locked] = [(await events.next()).value, (await events.next()).value] as Array<RuntimeEvent<"lock">>;
+    assert.deepEqual(
+      [unlocked?.type, unlocked?.version, unlocked?.type === "unlocked" && unlocked.lockVersion, unlocked?.type === "unlocked" && unlocked.expired],
+      ["unlocked", versionAt(revision, 0), held.version, false],
+    );
+    assert.deepEqual([locked?.type, locked?.version, locked?.type === "locked" && locked.session], ["locked", next, b.id]);
+    await watch.close();
+    assert.deepEqual(await b.execute(ref, { op: "get" }), { version: next, session: b.id });
+    assert.equal((await b.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: next } })).value, 1n);
+    await assert.rejects(a.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: held.version } }), ConflictError);
+    // The hold it was handed is known here: its release is one transaction too.
+    const release = await counting(store, () => b.execute(ref, { op: "unlock" }));
+    assert.deepEqual([release.result.unlocked, release.txns, release.ranges], [true, 1, 0]);
+    assert.equal(await queueLength(ref), 0);
+    await a.close();
+    await b.close();
+  });
+
+  it("a request of another store, queued in etcd, goes before the parked ones", async () => {
+    const ref = lockRef();
+    const [a, b, c] = [await store.openSession(), await store.openSession(), await other.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const order: string[] = [];
+    const take = async (session: RuntimeSession, name: string): Promise<void> => {
+      const granted = await session.execute(ref, { op: "lock" }, { timeoutMs: 10_000 });
+      order.push(name);
+      assert.equal((await session.execute(ref, { op: "unlock", version: granted.version })).unlocked, true);
+    };
+    const parkedTake = take(b, "parked");
+    await until(() => parked(ref) === 1);
+    const queuedTake = take(c, "other store");
+    await until(() => other.io.keyWatches.size === 1);
+    assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    await Promise.all([parkedTake, queuedTake]);
+    assert.deepEqual(order, ["other store", "parked"]);
+    assert.equal(await queueLength(ref), 0);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  it("one that gives up leaves no trace, and the next parked one is granted", async () => {
+    const ref = lockRef();
+    const [a, b, c] = [await store.openSession(), await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const controller = new AbortController();
+    const givingUp = assert.rejects(b.execute(ref, { op: "lock" }, { signal: controller.signal }), CanceledError);
+    const waiting = c.execute(ref, { op: "lock" });
+    await until(() => parked(ref) === 2);
+    controller.abort();
+    await givingUp;
+    assert.equal(parked(ref), 1);
+    assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    const granted = await waiting;
+    assert.deepEqual(await c.execute(ref, { op: "get" }), { version: granted.version, session: c.id });
+    assert.equal((await c.execute(ref, { op: "unlock" })).unlocked, true);
+    assert.equal(await queueLength(ref), 0);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  it("one that gives up while the release hands it the lock releases it again", async () => {
+    const ref = lockRef();
+    const [a, b] = [await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const controller = new AbortController();
+    const givingUp = assert.rejects(b.execute(ref, { op: "lock" }, { signal: controller.signal }), CanceledError);
+    await until(() => parked(ref) === 1);
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    io.txn = async (...args) => {
+      io.txn = txn;
+      controller.abort();
+      return txn(...args);
+    };
+    try {
+      assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      await givingUp;
+    } finally {
+      io.txn = txn;
+    }
+    assert.equal(await queueLength(ref), 0);
+    assert.equal((await a.execute(ref, { op: "isLocked" })).locked, false);
+    // Nothing stale is left behind: the next lock() is granted at once.
+    const next = await a.execute(ref, { op: "lock" }, { timeoutMs: 150 });
+    assert.equal((await a.execute(ref, { op: "unlock", version: next.version })).unlocked, true);
+    await a.close();
+    await b.close();
+  });
+
+  it("a hold that ends out of this store's sight (released by another store) still reaches the parked one", async () => {
+    const ref = lockRef();
+    const [a, b, theirs] = [await store.openSession(), await store.openSession(), await other.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const waiting = b.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => parked(ref) === 1);
+    assert.equal((await theirs.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    const granted = await waiting;
+    assert.ok(granted.version > held.version);
+    assert.deepEqual(await b.execute(ref, { op: "get" }), { version: granted.version, session: b.id });
+    assert.equal((await b.execute(ref, { op: "unlock" })).unlocked, true);
+    await Promise.all([a.close(), b.close(), theirs.close()]);
+  });
+
+  it("a parked one whose lease is gone fails, and the release still applies", async () => {
+    const ref = lockRef();
+    const [a, b] = [await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    const waiting = assert.rejects(b.execute(ref, { op: "lock" }), UnavailableError);
+    await until(() => parked(ref) === 1);
+    await store.io.revoke(b.id);
+    assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    await waiting;
+    assert.equal(await queueLength(ref), 0);
+    await a.close();
+    await b.close().catch(() => undefined);
+  });
+
+  it("parked callers of many sessions: one holder at a time, every grant once, increasing versions", async () => {
+    const ref = lockRef();
+    const sessions: RuntimeSession[] = [];
+    for (let i = 0; i < 6; i++) sessions.push(await (i < 4 ? store : other).openSession());
+    let version = 0n;
+    let holders = 0;
+    let grants = 0;
+    await Promise.all(
+      sessions.map(async (session) => {
+        for (let round = 0; round < 8; round++) {
+          const granted = await session.execute(ref, { op: "lock" }, { timeoutMs: 10_000 });
+          holders++;
+          assert.equal(holders, 1, "one holder at a time");
+          assert.ok(granted.version > version, "fencing versions increase");
+          version = granted.version;
+          grants++;
+          await new Promise((resolve) => setImmediate(resolve));
+          holders--;
+          assert.equal((await session.execute(ref, { op: "unlock", version: granted.version })).unlocked, true);
+        }
+      }),
+    );
+    assert.equal(grants, 48);
     assert.equal(await queueLength(ref), 0);
     await Promise.all(sessions.map((s) => s.close()));
   });

@@ -33,6 +33,7 @@ import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
 import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
 import { recipes } from "./recipes/index.js";
 import { withdrawQueuedRequests } from "./recipes/lock.js";
+import { localLocks } from "./recipes/lock-local.js";
 import { PrimitiveWatch, streamOf } from "./watch.js";
 
 export interface EtcdStoreOptions {
@@ -314,7 +315,10 @@ export class EtcdStore implements Runtime {
     state.controller.abort(reason);
     for (const watch of state.watches) watch.fail(reason);
     state.watches.clear();
-    if (revoke) await this.io.revoke(state.lease).catch(() => undefined);
+    if (revoke) {
+      await this.io.revoke(state.lease).catch(() => undefined);
+      localLocks(this.io).sessionRevoked(state.id);
+    }
   }
 
   /** @internal */

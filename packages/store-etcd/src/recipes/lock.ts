@@ -45,13 +45,13 @@ import {
   type Operation,
   type OperationResult,
 } from "@atomix-ts/core";
-import type { IKeyValue, ITxnResponse } from "etcd3";
+import { EtcdLeaseInvalidError, type IKeyValue, type ITxnResponse } from "etcd3";
 import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp } from "../etcd-io.js";
 import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
 import { hasMarker } from "./entries.js";
-import { localLocks, type LocalWaiter } from "./lock-local.js";
+import { localLocks, type LocalHold, type LocalWaiter, type ParkedOutcome, type ParkedWaiter } from "./lock-local.js";
 
 /** Held, granted by its own transaction: the grant is the lock's first event of its revision. */
 const HELD = Buffer.from("h");
@@ -103,19 +103,19 @@ const newestIn = (txn: ITxnResponse, index: number): string | undefined => {
   return kv === undefined ? undefined : ks(kv.key);
 };
 
-/** Records a grant made in this process, for a release with no read. */
-function granted(ctx: RecipeContext, key: string, version: bigint): { version: bigint } {
-  localLocks(ctx.io).granted(ctx.base, { key, version, session: ctx.session.id });
+/** Records a grant made in this process (of `key`, created at `created`), for a release with no read. */
+function granted(ctx: RecipeContext, key: string, version: bigint, created: bigint): { version: bigint } {
+  localLocks(ctx.io).granted(ctx.base, { key, version, created, session: ctx.session.id });
   return { version };
 }
 
 /**
  * Deletes a key with the explicit-delete marker if `compare` holds; returns whether it did. A
- * waiter of this process behind the key is told at once.
+ * waiter of this process behind the key is told at once, and the lock's parked waiters queue.
  */
 async function release(ctx: RecipeContext, key: string, compare: ICompare): Promise<boolean> {
   const txn = await ctx.io.txn([compare], [del(key), marker(ctx.base)]);
-  if (txn.succeeded) localLocks(ctx.io).left(key);
+  if (txn.succeeded) localLocks(ctx.io).released(ctx.base, key);
   return txn.succeeded;
 }
 
@@ -134,9 +134,107 @@ async function releaseKnown(ctx: RecipeContext, version: bigint | undefined): Pr
   // on it too): the compare holds exactly while this hold is current.
   const current = cmp.modIs(hold.key, splitVersion(hold.version).revision);
   const next = local.waiterBehind(hold.key);
-  const released = next === undefined ? await release(ctx, hold.key, current) : await releaseTo(ctx, hold.key, current, next);
+  const released = next === undefined ? await releaseToParked(ctx, hold, current) : await releaseTo(ctx, hold.key, current, next);
   local.forgetHold(ctx.base, hold);
   return released ? true : undefined;
+}
+
+/**
+ * Releases `hold` (current while `current` holds) and, if a `lock()` of this process is parked
+ * on the lock and no other request is queued in etcd, grants it in the same transaction by
+ * creating its key as held: one transaction per acquisition while the lock passes between
+ * this process's callers. Otherwise only releases, and the parked waiters queue in etcd
+ * (behind any other store's requests, which came to etcd first). Returns whether the release
+ * applied.
+ */
+async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICompare): Promise<boolean> {
+  const local = localLocks(ctx.io);
+  const prefix = queuePrefix(ctx.base);
+  for (;;) {
+    const parked = local.takeParked(ctx.base);
+    if (parked === undefined) return release(ctx, hold.key, current);
+    let settle!: (outcome: ParkedOutcome) => void;
+    parked.handOff = new Promise((resolve) => (settle = resolve));
+    let txn: ITxnResponse;
+    try {
+      txn = await ctx.io.txn(
+        // The hold is current and is the only key in the queue (it is its head: any other was created later).
+        [current, cmp.rangeCreatedBy(prefix, prefixEnd(prefix), hold.created)],
+        [del(hold.key), marker(ctx.base), put(parked.key, HELD_AFTER_RELEASE, parked.lease)],
+        [op.txn([current], [del(hold.key), marker(ctx.base)])],
+      );
+    } catch (error) {
+      settle({ type: "failed", error: error as Error });
+      parked.wake();
+      // The parked waiter's lease is gone (etcd refused the whole transaction): it fails, the release is retried.
+      if ((error as Error).cause instanceof EtcdLeaseInvalidError) continue;
+      throw error;
+    }
+    if (txn.succeeded) {
+      const revision = revisionOf(txn);
+      const version = versionAt(revision, 1);
+      local.granted(ctx.base, { key: parked.key, version, created: revision, session: parked.session });
+      settle({ type: "granted", version });
+      parked.wake();
+      return true;
+    }
+    settle({ type: "queue" });
+    parked.wake();
+    const released = txn.responses[0]?.response_txn.succeeded === true;
+    if (released) local.left(hold.key);
+    // Released here or over already: either way nobody of this process holds it now.
+    local.unpark(ctx.base);
+    return released;
+  }
+}
+
+/**
+ * How long a `lock()` parks behind a hold of this process before it queues in etcd anyway:
+ * the hold may have ended some way this process does not see (its lease expired, another store
+ * released it by version).
+ */
+const PARK_MS = 200;
+
+/**
+ * Parks a `lock()` behind this process's hold of the lock, with no key in etcd (`key` is the
+ * one it holds the lock under if handed it). Returns the version if a release handed it the
+ * lock; undefined if it should queue in etcd now. A caller that gives up after a hand-off went
+ * through releases what it was handed.
+ */
+async function parkBehindLocalHold(ctx: RecipeContext, key: string): Promise<bigint | undefined> {
+  const local = localLocks(ctx.io);
+  const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
+  let wake!: () => void;
+  const woken = new Promise<void>((resolve) => (wake = resolve));
+  const parked: ParkedWaiter = { key, lease: ctx.session.lease, session: ctx.session.id, wake };
+  const leave = local.park(ctx.base, parked);
+  let gaveUp = false;
+  try {
+    await comesWithin(woken, PARK_MS, signal);
+  } catch {
+    gaveUp = true;
+  } finally {
+    leave();
+  }
+  // A release that took this waiter before it left decides the outcome (it always answers).
+  const outcome = parked.handOff === undefined ? undefined : await parked.handOff;
+  if (gaveUp) {
+    if (outcome?.type === "granted") await release(ctx, key, cmp.modIs(key, splitVersion(outcome.version).revision)).catch(() => undefined);
+    if (outcome?.type === "failed") removeLater(ctx, key);
+    if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
+    throw canceledBy(ctx.signal);
+  }
+  switch (outcome?.type) {
+    case undefined:
+    case "queue":
+      return undefined;
+    case "granted":
+      return outcome.version;
+    case "failed":
+      // The hand-off may have applied: the request must not linger as a hold nobody claims.
+      removeLater(ctx, key);
+      throw outcome.error;
+  }
 }
 
 /**
@@ -166,7 +264,10 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
     if (released) localLocks(ctx.io).left(key);
     return released;
   }
-  settle(versionAt(revisionOf(txn), 1));
+  const version = versionAt(revisionOf(txn), 1);
+  // Recorded now, not when the waiter resumes: a lock() of this process made meanwhile parks behind it.
+  localLocks(ctx.io).granted(ctx.base, { key: next.key, version, created: next.created, session: next.session });
+  settle(version);
   next.wake();
   return true;
 }
@@ -247,7 +348,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
   async function waitBehind(ahead: string, seenAt: bigint): Promise<bigint | undefined> {
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
-    const waiter: LocalWaiter = { key, created, wake };
+    const waiter: LocalWaiter = { key, created, session: ctx.session.id, wake };
     const local = localLocks(ctx.io);
     const leave = local.waitBehind(ahead, waiter);
     try {
@@ -425,6 +526,10 @@ export const lockRecipe: Recipe<"lock"> = {
         checkSignal(ctx.signal);
         const key = `${prefix}${ctx.session.id}/${randomUUID()}`;
         const lease = ctx.session.lease;
+        if (operation.op === "lock" && localLocks(ctx.io).hold(ctx.base) !== undefined) {
+          const handed = await parkBehindLocalHold(ctx, key);
+          if (handed !== undefined) return { version: handed };
+        }
         let txn;
         try {
           txn = await ctx.io.txn(
@@ -442,13 +547,13 @@ export const lockRecipe: Recipe<"lock"> = {
             removeLater(ctx, key);
             throw error;
           }
-          if (isHeld(found)) return granted(ctx, key, versionOfHold(found));
-          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined));
+          if (isHeld(found)) return granted(ctx, key, versionOfHold(found), createOf(found));
+          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined), createOf(found));
         }
         const revision = revisionOf(txn);
-        if (txn.succeeded) return granted(ctx, key, versionAt(revision));
+        if (txn.succeeded) return granted(ctx, key, versionAt(revision), revision);
         if (operation.op === "tryLock") return {};
-        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(txn, 0), revision }));
+        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(txn, 0), revision }), revision);
       }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");
