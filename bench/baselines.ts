@@ -75,15 +75,21 @@ export async function connectEtcd(endpoints: string[]): Promise<Etcd3> {
 /** Raw etcd3 put of a 16-byte value over 1,000 keys with `inFlight` outstanding. */
 export async function etcdPut(endpoints: string[], inFlight: number): Promise<Measure> {
   const etcd = await connectEtcd(endpoints);
-  const value = Buffer.alloc(16, 7);
   return {
     minOps: inFlight,
-    run: (n, latency) => drive(n, inFlight, (i) => etcd.put(`bench/raw/put/k${i % 1000}`).value(value).exec(), latency),
+    run: (n, latency) => drive(n, inFlight, (i) => etcd.put(`bench/raw/put/k${i % 1000}`).value(putValue(i)).exec(), latency),
     async teardown() {
       etcd.close();
     },
   };
 }
+
+/**
+ * The value the put benchmarks write for operation `i`: 16 bytes, new every time, so that every
+ * put on either side is a real write (re-putting identical bytes is a no-op for Atomix, with no
+ * new version, but a new revision for a raw etcd put: not the same work).
+ */
+export const putValue = (i: number): string => `v${String(i).padStart(15, "0")}`;
 
 /** etcd3's own `Lock` (lease grant, txn put-if-absent; release revokes the lease), uncontended. */
 export async function etcdLockUncontended(endpoints: string[]): Promise<Measure> {

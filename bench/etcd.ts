@@ -5,7 +5,7 @@
  */
 import type { AtomixClient } from "@atomix-ts/sdk";
 import type * as EtcdStoreModule from "@atomix-ts/store-etcd";
-import { etcdCasIncrement, etcdLockUncontended, etcdPut, etcdTryLockContended } from "./baselines.js";
+import { etcdCasIncrement, etcdLockUncontended, etcdPut, etcdTryLockContended, putValue } from "./baselines.js";
 import { loadSdk } from "./embedded.js";
 import { etcdCensus } from "./etcd-metrics.js";
 import { compareThroughput, drive, pair, Unavailable, type Bench, type Context, type Measure, type Outcome } from "./harness.js";
@@ -96,7 +96,7 @@ export const etcdBenches: Bench[] = [
           const map = await clients[0]!.getMap("bench/map");
           return {
             minOps: 64,
-            run: (n, latency) => drive(n, 64, (i) => map.put(`k${i % 1000}`, "sixteen-byte-val"), latency),
+            run: (n, latency) => drive(n, 64, (i) => map.put(`k${i % 1000}`, putValue(i)), latency),
             teardown: () => close(),
           } satisfies Measure;
         }, () => etcdPut(endpoints, 64));

@@ -6,7 +6,7 @@
 import type * as Remote from "@atomix-ts/remote";
 import type * as Sdk from "@atomix-ts/sdk";
 import type { AtomixClient } from "@atomix-ts/sdk";
-import { etcdPut, grpcEchoSequential, redisIncr } from "./baselines.js";
+import { etcdPut, grpcEchoSequential, putValue, redisIncr } from "./baselines.js";
 import { forkChild } from "./children.js";
 import { compareLatency, compareThroughput, drive, pair, stats, Unavailable, type Bench, type Measure } from "./harness.js";
 import { Histogram } from "./histogram.js";
@@ -160,7 +160,7 @@ export const serverBenches: Bench[] = [
         async () => {
           const remote = await connectRemote(server.address);
           const map = await remote.client.getMap("bench/sqlite/map");
-          return remoteMeasure(remote, IN_FLIGHT, (i) => map.put(`k${i % 1000}`, "sixteen-byte-val"));
+          return remoteMeasure(remote, IN_FLIGHT, (i) => map.put(`k${i % 1000}`, putValue(i)));
         },
         () => etcdPut(etcd.endpoints, IN_FLIGHT),
       );
