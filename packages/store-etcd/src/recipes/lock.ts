@@ -19,7 +19,8 @@
  *   is that revision (the key's mod revision). If someone is still ahead (a waiter in between
  *   left), the failed transaction reads the new predecessor in the same round trip; if the key
  *   is already held (an earlier grant whose reply was lost), it reads that grant.
- * - Release deletes the key (with the explicit-delete marker); session end revokes the lease,
+ * - Release deletes the key (with the explicit-delete marker, except in a hand-off, whose grant
+ *   in the same revision already tells it from an expiry); session end revokes the lease,
  *   which deletes the key (no marker: `expired`), and the next waiter's watch fires. A hold
  *   granted in this process is released by one transaction on its key (mod revision == grant
  *   revision: still held); otherwise the queue head is read first.
@@ -160,7 +161,7 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
       txn = await ctx.io.txn(
         // The hold is current and is the only key in the queue (it is its head: any other was created later).
         [current, cmp.rangeCreatedBy(prefix, prefixEnd(prefix), hold.created)],
-        [del(hold.key), marker(ctx.base), put(parked.key, HELD_AFTER_RELEASE, parked.lease)],
+        [del(hold.key), put(parked.key, HELD_AFTER_RELEASE, parked.lease)],
         [op.txn([current], [del(hold.key), marker(ctx.base)])],
       );
     } catch (error) {
@@ -249,7 +250,7 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
   try {
     txn = await ctx.io.txn(
       [current, cmp.createdAt(next.key, next.created), cmp.valueIs(next.key, WAITING)],
-      [del(key), marker(ctx.base), grantPut(next.key)],
+      [del(key), grantPut(next.key)],
       [op.txn([current], [del(key), marker(ctx.base)])],
     );
   } catch (error) {
@@ -594,7 +595,8 @@ export const lockRecipe: Recipe<"lock"> = {
         return [{ event, version }];
       },
       apply(changes) {
-        const explicit = hasMarker(changes, base);
+        // A hand-off writes no marker: a revision that grants is never a lease expiry.
+        const explicit = hasMarker(changes, base) || changes.some((c) => c.type === "Put" && c.key.startsWith(prefix) && isHeld(c.kv));
         const out: LockEvent[] = [];
         for (const change of changes) {
           if (!change.key.startsWith(prefix)) continue;
