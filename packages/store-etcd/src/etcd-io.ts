@@ -41,8 +41,9 @@ import {
   raceSignal,
 } from "@atomix-ts/core";
 import { KeyWatchStream } from "./key-watch.js";
-import { GrpcUnary, NOT_CONNECTED } from "./grpc-unary.js";
-import { kvRange, kvTxn } from "./kv-codec.js";
+import type { WatchStream } from "./watch-stream.js";
+import { GrpcHttp2, NOT_CONNECTED } from "./grpc-http2.js";
+import { kvRange, kvTxn, watchStream } from "./kv-codec.js";
 
 /** The signal of a call with no signal and no timeout (it never aborts: no need to race it). */
 const NEVER = callScope().signal;
@@ -192,10 +193,11 @@ export class EtcdIo {
   /** The one watch stream that carries every single-key watch (lock waiters). */
   readonly keyWatchStream = new KeyWatchStream(() => this.openWatch());
   /**
-   * Range and Txn, the calls every operation makes, over node's http2 (`grpc-unary.ts`: a
-   * third of grpc-js's CPU per call). Undefined with https endpoints, which stay on grpc-js.
+   * Range, Txn and watch streams, which every operation makes or causes, over node's http2
+   * (`grpc-http2.ts`: a third of grpc-js's CPU per call). Undefined with https endpoints, which
+   * stay on grpc-js.
    */
-  private readonly unary: GrpcUnary | undefined;
+  readonly http2: GrpcHttp2 | undefined;
 
   constructor(options: EtcdIoOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -215,7 +217,7 @@ export class EtcdIo {
       },
     });
     const secure = options.endpoints.some((endpoint) => endpoint.startsWith("https:"));
-    this.unary = secure ? undefined : new GrpcUnary(options.endpoints);
+    this.http2 = secure ? undefined : new GrpcHttp2(options.endpoints);
   }
 
   private deadline(): { deadline: Date } {
@@ -228,14 +230,14 @@ export class EtcdIo {
   }
 
   private async rangeCall(request: IRangeRequest): Promise<IRangeResponse> {
-    if (this.unary === undefined) return this.client.kv.range(request, this.deadline());
-    const reply = await this.unary.call(kvRange.path, kvRange.encode(request), Date.now() + this.requestTimeoutMs);
+    if (this.http2 === undefined) return this.client.kv.range(request, this.deadline());
+    const reply = await this.http2.unary(kvRange.path, kvRange.encode(request), Date.now() + this.requestTimeoutMs);
     return kvRange.decode(reply);
   }
 
   private async txnCall(request: ITxnRequest): Promise<ITxnResponse> {
-    if (this.unary === undefined) return this.client.kv.txn(request, this.deadline());
-    const reply = await this.unary.call(kvTxn.path, kvTxn.encode(request), Date.now() + this.requestTimeoutMs);
+    if (this.http2 === undefined) return this.client.kv.txn(request, this.deadline());
+    const reply = await this.http2.unary(kvTxn.path, kvTxn.encode(request), Date.now() + this.requestTimeoutMs);
     return kvTxn.decode(reply);
   }
 
@@ -294,9 +296,10 @@ export class EtcdIo {
   }
 
   /** Opens a watch stream (the caller writes its create request). @throws UnavailableError */
-  async openWatch(): Promise<IDuplexStream<IWatchRequest, IWatchResponse>> {
+  async openWatch(): Promise<WatchStream> {
     try {
-      return await this.client.watchClient.watch();
+      if (this.http2 !== undefined) return this.http2.duplex(watchStream.path, watchStream.encode, watchStream.decode);
+      return (await this.client.watchClient.watch()) as IDuplexStream<IWatchRequest, IWatchResponse> & WatchStream;
     } catch (error) {
       throw mapEtcdError(error, false);
     }
@@ -313,7 +316,7 @@ export class EtcdIo {
 
   close(): void {
     this.keyWatchStream.close();
-    this.unary?.close();
+    this.http2?.close();
     this.client.close();
   }
 
@@ -341,7 +344,7 @@ export class EtcdIo {
 
 /** Whether a failed call never reached etcd (no connection to the member it was sent to). */
 function neverSent(error: unknown): boolean {
-  // grpc-js says "No connection established"; `GrpcUnary` uses the same words.
+  // grpc-js says "No connection established"; `GrpcHttp2` uses the same words.
   return error instanceof GRPCUnavailableError && error.message.includes(NOT_CONNECTED);
 }
 

@@ -6,9 +6,9 @@
  * cancel request; the stream stays open for the next one until the store closes.
  */
 import { UnavailableError } from "@atomix-ts/core";
-import type { IDuplexStream, IWatchRequest, IWatchResponse } from "etcd3";
+import type { IWatchResponse } from "etcd3";
+import type { WatchStream } from "./watch-stream.js";
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
 /** What a key watch is told. Each is called at most once, and none after `cancel`. */
 export interface KeyWatchHandlers {

@@ -1,18 +1,19 @@
-// The hand-written KV codec against etcd3's own loader (the same rpc.proto, the same options):
+// The hand-written KV and watch codec against etcd3's own loader (the same rpc.proto, the same options):
 // every request shape the recipes build encodes to bytes the loader reads back as it reads its
 // own encoding, and every reply shape decodes to exactly what the loader gives.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { loadSync, type MethodDefinition } from "@grpc/proto-loader";
-import type { IRangeRequest, IRangeResponse, ITxnRequest, ITxnResponse } from "etcd3";
+import type { IRangeRequest, IRangeResponse, ITxnRequest, ITxnResponse, IWatchRequest, IWatchResponse } from "etcd3";
 import { cmp, op, prefixEnd, rangeRequest } from "./etcd-io.js";
-import { kvRange, kvTxn } from "./kv-codec.js";
+import { kvRange, kvTxn, watchStream } from "./kv-codec.js";
 
 const require = createRequire(import.meta.url);
 const definition = loadSync(require.resolve("etcd3/proto/rpc.proto"), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const kv = definition["etcdserverpb.KV"] as Record<string, MethodDefinition<object, object>>;
-const loader = { Range: kv["Range"]!, Txn: kv["Txn"]! };
+const watchService = definition["etcdserverpb.Watch"] as Record<string, MethodDefinition<object, object>>;
+const loader = { Range: kv["Range"]!, Txn: kv["Txn"]!, Watch: watchService["Watch"]! };
 
 const big = Buffer.alloc(20_000, 7);
 const long = "9007199254740993"; // above 2^53: must not go through a double
@@ -93,7 +94,47 @@ const txnReplies: Array<[string, object]> = [
   ["no header", { succeeded: true, responses: [{ response_put: {} }] }],
 ];
 
+const watchRequests: Array<[string, IWatchRequest]> = [
+  ["create, from a revision, with previous values", { create_request: { key: Buffer.from("p/"), range_end: prefixEnd("p/"), start_revision: long, prev_kv: true } }],
+  ["create, one key, no puts, with an id", { create_request: { key: Buffer.from("k"), watch_id: 7, filters: ["Noput"] } as IWatchRequest["create_request"] }],
+  ["create, both filters, progress", { create_request: { key: Buffer.from("k"), filters: ["Noput", "Nodelete"], progress_notify: true } }],
+  ["cancel", { cancel_request: { watch_id: 12 } }],
+  ["cancel id 0", { cancel_request: { watch_id: 0 } }],
+  ["progress", { progress_request: {} }],
+];
+
+const watchReplies: Array<[string, object]> = [
+  ["created", { header, watch_id: "3", created: true }],
+  [
+    "events",
+    {
+      header,
+      watch_id: "3",
+      events: [
+        { type: "Put", kv: keyValue("a", Buffer.from("1")), prev_kv: keyValue("a", Buffer.from("0")) },
+        { type: "Put", kv: keyValue("b", big) },
+        { type: "Delete", kv: { key: Buffer.from("a"), mod_revision: long }, prev_kv: keyValue("a", Buffer.from("1")) },
+      ],
+    },
+  ],
+  ["cancelled by compaction", { header, watch_id: "0", canceled: true, compact_revision: "42", cancel_reason: "mvcc: required revision has been compacted ✂" }],
+  ["fragment", { header, watch_id: "1", fragment: true, events: [] }],
+];
+
 describe("etcd KV codec", () => {
+  for (const [name, request] of watchRequests) {
+    it(`encodes a watch request (${name}) as etcd3's loader reads it`, () => {
+      const ours = Buffer.from(watchStream.encode(request));
+      const theirs = loader.Watch.requestSerialize(request);
+      assert.deepEqual(loader.Watch.requestDeserialize(ours), loader.Watch.requestDeserialize(theirs));
+    });
+  }
+  for (const [name, reply] of watchReplies) {
+    it(`decodes a watch reply (${name}) exactly as etcd3's loader does`, () => {
+      const bytes = loader.Watch.responseSerialize(reply);
+      assert.deepEqual(watchStream.decode(bytes), loader.Watch.responseDeserialize(bytes) as IWatchResponse);
+    });
+  }
   for (const [name, request] of requests) {
     it(`encodes a txn request (${name}) as etcd3's loader reads it`, () => {
       const ours = Buffer.from(kvTxn.encode(request));

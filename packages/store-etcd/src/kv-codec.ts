@@ -10,6 +10,7 @@
 import type {
   ICompare,
   IDeleteRangeResponse,
+  IEvent,
   IKeyValue,
   IPutResponse,
   IRangeRequest,
@@ -19,13 +20,15 @@ import type {
   IResponseOp,
   ITxnRequest,
   ITxnResponse,
+  IWatchRequest,
+  IWatchResponse,
 } from "etcd3";
 
 /** A unary KV call: its gRPC path and its message codec. */
 export interface UnaryMethod<Request, Response> {
   readonly path: string;
-  encode(request: Request): Uint8Array;
-  decode(bytes: Uint8Array): Response;
+  readonly encode: (request: Request) => Uint8Array;
+  readonly decode: (bytes: Uint8Array) => Response;
 }
 
 export const kvRange: UnaryMethod<IRangeRequest, IRangeResponse> = {
@@ -40,12 +43,21 @@ export const kvTxn: UnaryMethod<ITxnRequest, ITxnResponse> = {
   decode: (bytes) => readTxnResponse(new Reader(bytes), bytes.length),
 };
 
+/** The watch stream's messages (a bidirectional stream: one request or reply per message). */
+export const watchStream: UnaryMethod<IWatchRequest, IWatchResponse> = {
+  path: "/etcdserverpb.Watch/Watch",
+  encode: (request) => new Writer().message((w) => writeWatchRequest(w, request)),
+  decode: (bytes) => readWatchResponse(new Reader(bytes), bytes.length),
+};
+
 // ---- requests ----
 
 const COMPARE_RESULT: Record<string, number> = { Equal: 0, Greater: 1, Less: 2, NotEqual: 3 };
 const COMPARE_TARGET: Record<string, number> = { Version: 0, Create: 1, Mod: 2, Value: 3, Lease: 4 };
 const SORT_ORDER: Record<string, number> = { None: 0, Ascend: 1, Descend: 2 };
 const SORT_TARGET: Record<string, number> = { Key: 0, Version: 1, Create: 2, Mod: 3, Value: 4 };
+const FILTER: Record<string, number> = { Noput: 0, Nodelete: 1 };
+const EVENT_TYPES = ["Put", "Delete"] as const;
 
 type Int64 = string | number | bigint | undefined | null;
 type Bytes = Uint8Array | string | undefined | null;
@@ -122,6 +134,30 @@ function writeRange(w: Writer, range: IRangeRequest): void {
   w.int64Field(13, range.max_create_revision);
 }
 
+function writeWatchRequest(w: Writer, request: IWatchRequest): void {
+  const create = request.create_request;
+  if (create != null) {
+    w.nested(1, () => {
+      w.bytesField(1, create.key);
+      w.bytesField(2, create.range_end);
+      w.int64Field(3, create.start_revision);
+      w.boolField(4, create.progress_notify);
+      // Unpacked: every proto3 parser takes a repeated enum either way.
+      for (const filter of create.filters ?? []) w.enumField(5, FILTER, filter as string | number, true);
+      w.boolField(6, create.prev_kv);
+      w.int64Field(7, (create as { watch_id?: Int64 }).watch_id);
+      w.boolField(8, (create as { fragment?: boolean }).fragment);
+    });
+  } else if (request.cancel_request != null) {
+    const cancel = request.cancel_request;
+    w.nested(2, () => w.int64Field(1, cancel.watch_id));
+  } else if (request.progress_request != null) {
+    w.nested(3, () => undefined);
+  } else {
+    throw new TypeError("a watch request needs one of create_request, cancel_request, progress_request");
+  }
+}
+
 const utf8 = new TextEncoder();
 
 /** A protobuf writer into one growing buffer; nested messages get their length patched in. */
@@ -196,11 +232,11 @@ class Writer {
     this.varint(1);
   }
 
-  enumField(field: number, names: Record<string, number>, name: string | number | undefined | null): void {
+  enumField(field: number, names: Record<string, number>, name: string | number | undefined | null, always = false): void {
     if (name == null) return;
     const value = typeof name === "number" ? name : names[name];
     if (value === undefined) throw new TypeError(`unknown enum value ${name}`);
-    if (value === 0) return;
+    if (value === 0 && !always) return;
     this.tag(field, 0);
     this.varint(value);
   }
@@ -357,6 +393,75 @@ function readDeleteResponse(r: Reader, end: number): IDeleteRangeResponse {
     }
   }
   return del;
+}
+
+function readWatchResponse(r: Reader, end: number): IWatchResponse {
+  const response: IWatchResponse = {
+    header: null as unknown as IResponseHeader,
+    watch_id: "0",
+    created: false,
+    canceled: false,
+    compact_revision: "0",
+    cancel_reason: "",
+    fragment: false,
+    events: [],
+  };
+  while (r.pos < end) {
+    const tag = r.varint();
+    switch (tag) {
+      case (1 << 3) | 2:
+        response.header = readHeader(r, r.end());
+        break;
+      case (2 << 3) | 0:
+        response.watch_id = r.int64();
+        break;
+      case (3 << 3) | 0:
+        response.created = r.varint() !== 0;
+        break;
+      case (4 << 3) | 0:
+        response.canceled = r.varint() !== 0;
+        break;
+      case (5 << 3) | 0:
+        response.compact_revision = r.int64();
+        break;
+      case (6 << 3) | 2:
+        response.cancel_reason = r.bytes().toString("utf8");
+        break;
+      case (7 << 3) | 0:
+        response.fragment = r.varint() !== 0;
+        break;
+      case (11 << 3) | 2:
+        response.events.push(readEvent(r, r.end()));
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return response;
+}
+
+function readEvent(r: Reader, end: number): IEvent {
+  const event: IEvent = { type: "Put", kv: null as unknown as IKeyValue, prev_kv: null as unknown as IKeyValue };
+  while (r.pos < end) {
+    const tag = r.varint();
+    switch (tag) {
+      case (1 << 3) | 0: {
+        const type = EVENT_TYPES[r.varint()];
+        if (type === undefined) throw new RangeError("unknown event type in etcd's reply");
+        event.type = type;
+        break;
+      }
+      case (2 << 3) | 2:
+        event.kv = readKeyValue(r, r.end());
+        break;
+      case (3 << 3) | 2:
+        event.prev_kv = readKeyValue(r, r.end());
+        break;
+      default:
+        r.skip(tag);
+    }
+  }
+  return event;
 }
 
 function readHeader(r: Reader, end: number): IResponseHeader {

@@ -13,11 +13,11 @@
  * watcher leaves.
  */
 import { InvalidError, UnavailableError } from "@atomix-ts/core";
-import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse } from "etcd3";
+import type { IKeyValue, IWatchResponse } from "etcd3";
+import type { WatchStream } from "./watch-stream.js";
 import { kb, ks, prefixEnd, revisionOf, type EtcdIo } from "./etcd-io.js";
 import type { KeyChange } from "./recipe.js";
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
 
 /** What a feed tells each of its watchers. */
 export interface FeedListener {

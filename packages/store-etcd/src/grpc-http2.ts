@@ -1,24 +1,29 @@
 /**
- * Unary gRPC calls over node's own http2 client, for the etcd store's hot path (Range and Txn).
+ * gRPC over node's own http2 client, for the etcd store's hot paths: unary Range and Txn calls,
+ * and the watch streams.
  *
  * Why not grpc-js: on these machines a grpc-js unary call costs 250–500 µs of client CPU, most
  * of it in its call, filter and resolver layers; the same call written straight onto an http2
  * stream costs a third of that. A coordination store makes one or two calls per operation, so
- * that cost is the operation's cost. Streams (watch, lease keep-alive) stay on grpc-js.
+ * that cost is the operation's cost; and every write comes back as a watch message. Leases
+ * (grant, revoke, keep-alive: per session, not per operation) stay on grpc-js.
  *
  * What it keeps from gRPC: the length-prefixed message framing, `grpc-timeout` and a local
  * deadline that cancels the stream, `grpc-status` / `grpc-message` from trailers (or a
  * trailers-only reply), mapped to etcd3's typed errors so the store maps them exactly once.
  * No compression, no TLS (https endpoints stay on grpc-js: see `EtcdIo`).
  */
+import { EventEmitter } from "node:events";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
-import { castGrpcError, GRPCUnavailableError, GRPCDeadlineExceededError } from "etcd3";
+import { castGrpcError, GRPCCancelledError, GRPCUnavailableError, GRPCDeadlineExceededError } from "etcd3";
 
 /** A member's connection: one http2 session, replaced when it closes. */
 interface Connection {
   readonly session: ClientHttp2Session;
   /** Whether the session's socket ever connected (until then, nothing was sent). */
   connected: boolean;
+  /** Calls and streams open on it: while there are any, it keeps the process alive. */
+  active: number;
 }
 
 interface Member {
@@ -36,9 +41,13 @@ const { NGHTTP2_CANCEL } = http2.constants;
 /** The marker `neverSent` looks for: the call certainly never reached etcd. */
 export const NOT_CONNECTED = "No connection established";
 
-export class GrpcUnary {
+const REQUEST_HEADERS = { ":method": "POST", "content-type": "application/grpc", te: "trailers" } as const;
+
+export class GrpcHttp2 {
   private readonly members: Member[];
   private closed = false;
+  /** How many http2 connections were opened (diagnostics: a cancelled call must not cost one). */
+  connectionsOpened = 0;
 
   constructor(endpoints: readonly string[]) {
     this.members = endpoints.map((endpoint) => ({
@@ -54,30 +63,21 @@ export class GrpcUnary {
    * a `GRPCUnavailableError` whose message contains `NOT_CONNECTED` when the request never
    * left this process, so the caller may safely send it again.
    */
-  call(path: string, message: Uint8Array, deadline: number): Promise<Buffer> {
+  unary(path: string, message: Uint8Array, deadline: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new GRPCUnavailableError(`${NOT_CONNECTED}: the etcd client is closed`));
     const member = this.pick();
     const connection = this.connect(member);
     const timeoutMs = Math.max(1, deadline - Date.now());
     let stream: ClientHttp2Stream;
     try {
-      stream = connection.session.request({
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-timeout": `${timeoutMs}m`,
-      });
+      stream = connection.session.request({ ...REQUEST_HEADERS, ":path": path, "grpc-timeout": `${timeoutMs}m` });
     } catch (error) {
       // The session is closing (GOAWAY): the request was not sent.
       this.drop(member, connection);
       return Promise.reject(new GRPCUnavailableError(`${NOT_CONNECTED}: ${(error as Error).message}`));
     }
-    const frame = Buffer.allocUnsafe(5 + message.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(message.length, 1);
-    frame.set(message, 5);
-    stream.end(frame);
+    stream.end(frame(message));
+    busy(connection, stream);
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let status: number | undefined;
@@ -122,6 +122,25 @@ export class GrpcUnary {
     });
   }
 
+  /**
+   * Opens a bidirectional stream on a member picked as for `unary`. Its failures come as an
+   * `error` event (an etcd3 typed error, `NOT_CONNECTED` when it never reached etcd).
+   */
+  duplex<Request, Response>(path: string, encode: (request: Request) => Uint8Array, decode: (bytes: Buffer) => Response): GrpcDuplex<Request, Response> {
+    if (this.closed) throw new GRPCUnavailableError(`${NOT_CONNECTED}: the etcd client is closed`);
+    const member = this.pick();
+    const connection = this.connect(member);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = connection.session.request({ ...REQUEST_HEADERS, ":path": path });
+    } catch (error) {
+      this.drop(member, connection);
+      throw new GRPCUnavailableError(`${NOT_CONNECTED}: ${(error as Error).message}`);
+    }
+    busy(connection, stream);
+    return new GrpcDuplex(stream, encode, decode, () => (connection.connected ? undefined : member.url));
+  }
+
   /** Closes every connection; calls in flight fail. */
   close(): void {
     this.closed = true;
@@ -142,9 +161,10 @@ export class GrpcUnary {
     const existing = member.connection;
     if (existing !== undefined && !existing.session.closed && !existing.session.destroyed) return existing;
     const session = http2.connect(member.url);
-    const connection: Connection = { session, connected: false };
+    this.connectionsOpened++;
+    const connection: Connection = { session, connected: false, active: 0 };
     member.connection = connection;
-    // Idle connections must not keep the process alive; a call in flight holds its timer.
+    // An idle connection must not keep the process alive (see `busy`).
     session.unref();
     session.once("connect", () => {
       connection.connected = true;
@@ -163,6 +183,124 @@ export class GrpcUnary {
     if (member.connection === connection) member.connection = undefined;
     if (!connection.session.closed) connection.session.close();
   }
+}
+
+/**
+ * A bidirectional gRPC stream with the surface the store uses of etcd3's duplex streams:
+ * `data` per reply message, `error` (a typed error) or `end` (status OK) once, `write`, `end`
+ * (half-close) and `cancel` (no more data; then an `error` of CANCELLED, as grpc-js does).
+ */
+export class GrpcDuplex<Request, Response> extends EventEmitter {
+  private pending: Buffer | undefined;
+  private cancelled = false;
+
+  constructor(
+    private readonly stream: ClientHttp2Stream,
+    private readonly encode: (request: Request) => Uint8Array,
+    decode: (bytes: Buffer) => Response,
+    /** The member's address while its connection has never been up (nothing was sent). */
+    unconnected: () => string | undefined,
+  ) {
+    super();
+    let status: number | undefined;
+    let statusMessage = "";
+    let failure: Error | undefined;
+    const readStatus = (headers: http2.IncomingHttpHeaders): void => {
+      const value = headers["grpc-status"];
+      if (value === undefined) return;
+      status = Number(value);
+      statusMessage = decodeMessage(headers["grpc-message"]);
+    };
+    stream.on("response", (headers) => {
+      if (headers[":status"] !== 200) failure ??= grpcError(14, `etcd answered HTTP ${String(headers[":status"])}`);
+      readStatus(headers);
+    });
+    stream.on("trailers", readStatus);
+    stream.on("data", (chunk: Buffer) => {
+      if (this.cancelled || failure !== undefined) return;
+      try {
+        for (const message of this.messages(chunk)) {
+          this.emit("data", decode(message));
+          if (this.cancelled) return;
+        }
+      } catch (error) {
+        failure = error as Error;
+        stream.close(NGHTTP2_CANCEL);
+      }
+    });
+    stream.on("error", (error: Error) => {
+      const address = unconnected();
+      failure ??= new GRPCUnavailableError(
+        address === undefined ? `connection to etcd lost: ${error.message}` : `${NOT_CONNECTED} to ${address}: ${error.message}`,
+      );
+    });
+    stream.on("close", () => {
+      if (this.cancelled) failure = new GRPCCancelledError("the watch stream was cancelled");
+      if (failure === undefined && status === 0) {
+        this.emit("end");
+        return;
+      }
+      const address = unconnected();
+      const error =
+        failure ??
+        (status !== undefined
+          ? grpcError(status, statusMessage)
+          : new GRPCUnavailableError(address === undefined ? "etcd closed the stream without a status" : `${NOT_CONNECTED} to ${address}`));
+      if (this.listenerCount("error") > 0) this.emit("error", error);
+    });
+  }
+
+  write(request: Request): void {
+    if (this.cancelled || this.stream.closed || !this.stream.writable) return;
+    this.stream.write(frame(this.encode(request)));
+  }
+
+  /** Half-closes: no more requests (etcd then ends the stream). */
+  end(): void {
+    if (!this.stream.closed && this.stream.writable) this.stream.end();
+  }
+
+  /** Abandons the stream: no more data, then the CANCELLED error. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+  }
+
+  /** The whole messages in what has arrived so far; a partial one waits for the next chunk. */
+  private *messages(chunk: Buffer): Generator<Buffer> {
+    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = undefined;
+    while (bytes.length >= 5) {
+      if (bytes[0] !== 0) throw grpcError(13, "etcd sent a compressed message");
+      const end = 5 + bytes.readUInt32BE(1);
+      if (bytes.length < end) break;
+      yield bytes.subarray(5, end);
+      bytes = bytes.subarray(end);
+    }
+    if (bytes.length > 0) this.pending = bytes;
+  }
+}
+
+/** A message as one uncompressed length-prefixed gRPC frame. */
+function frame(message: Uint8Array): Buffer {
+  const bytes = Buffer.allocUnsafe(5 + message.length);
+  bytes[0] = 0;
+  bytes.writeUInt32BE(message.length, 1);
+  bytes.set(message, 5);
+  return bytes;
+}
+
+/**
+ * Counts `stream` as open on `connection` until it closes: a connection with a call or a watch
+ * open keeps the process alive (a waiter blocked on a watch has nothing else that does), an
+ * idle one does not.
+ */
+function busy(connection: Connection, stream: ClientHttp2Stream): void {
+  if (connection.active++ === 0) connection.session.ref();
+  stream.once("close", () => {
+    if (--connection.active === 0 && !connection.session.destroyed) connection.session.unref();
+  });
 }
 
 /** The one message of a unary reply (uncompressed length-prefixed frame). */

@@ -1,0 +1,14 @@
+import type { IWatchRequest, IWatchResponse } from "etcd3";
+
+/**
+ * A watch stream, as much of it as the store uses: etcd3's duplex stream (https endpoints) or
+ * `GrpcDuplex`. Failures come as one `error` event; `cancel()` abandons it (then an `error` of CANCELLED).
+ */
+export interface WatchStream {
+  on(event: "data", listener: (response: IWatchResponse) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "end", listener: () => void): unknown;
+  write(request: IWatchRequest): unknown;
+  end(): unknown;
+  cancel(): unknown;
+}
