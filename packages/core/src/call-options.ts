@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { CanceledError, InvalidError, TimeoutError } from "./errors.js";
 
 /** Options every asynchronous operation accepts as its last argument. */
@@ -20,6 +21,9 @@ export interface CallScope extends Disposable {
 }
 
 const neverAborted = new AbortController().signal;
+// Every call without options shares it, so a thousand watches starting at once add a thousand
+// listeners: not a leak (each is removed), and it never fires. No MaxListenersExceededWarning.
+setMaxListeners(0, neverAborted);
 /** Shared by every call without options: the hot path allocates nothing. */
 const unscoped: CallScope = Object.freeze({ signal: neverAborted, throwIfAborted() {}, [Symbol.dispose]() {} });
 
