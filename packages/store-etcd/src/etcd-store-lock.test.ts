@@ -3,7 +3,8 @@
 // that transaction (version after the release's event, fences and watches agree); waiters of
 // another store still go through their predecessor watch; a predecessor that leaves before the
 // watch is registered is noticed; a lost grant reply is recognised; an abort racing a hand-off
-// leaves nothing in the queue.
+// leaves nothing in the queue; a lock() behind a hold of the same store parks there with no key
+// and is granted by the release's own transaction, after any other store's queued request.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
@@ -38,6 +39,20 @@ async function counting<T>(store: EtcdStore, body: () => Promise<T>): Promise<{ 
     io.txn = txn;
     io.range = range;
   }
+}
+
+/** Makes `store`'s next transaction abort `controller` just as it is sent; returns the undo. */
+function abortOnNextTxn(store: EtcdStore, controller: AbortController): () => void {
+  const io = store.io;
+  const txn = io.txn.bind(io);
+  io.txn = async (...args) => {
+    io.txn = txn;
+    controller.abort();
+    return txn(...args);
+  };
+  return () => {
+    io.txn = txn;
+  };
 }
 
 describe("etcd store: lock short paths", () => {
@@ -190,19 +205,13 @@ describe("etcd store: lock short paths", () => {
     const waiting = b.execute(ref, { op: "lock" }, { signal: controller.signal });
     const rejected = assert.rejects(waiting, CanceledError);
     await until(() => store.io.keyWatches.size === 1);
-    const io = store.io;
-    const txn = io.txn.bind(io);
     // The waiter aborts just as the release (granting it) is sent.
-    io.txn = async (...args) => {
-      io.txn = txn;
-      controller.abort();
-      return txn(...args);
-    };
+    const restore = abortOnNextTxn(store, controller);
     try {
       assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
       await rejected;
     } finally {
-      io.txn = txn;
+      restore();
     }
     await until(() => store.io.keyWatches.size === 0);
     assert.equal(await queueLength(ref), 0);
@@ -237,28 +246,8 @@ describe("etcd store: lock short paths", () => {
     assert.equal(await queueLength(ref), 0);
     await Promise.all(sessions.map((s) => s.close()));
   });
-});
 
-describe("etcd store: lock() calls parked behind a hold of the same store", () => {
-  let etcd: EtcdCluster;
-  let store: EtcdStore;
-  let other: EtcdStore;
-  before(async () => {
-    etcd = await startEtcd();
-    const prefix = `lock-park-test-${process.pid}/`;
-    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
-    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
-  });
-  after(async () => {
-    await store.close();
-    await other.close();
-    await etcd.stop();
-  });
-
-  const queueLength = async (ref: PrimitiveRef<"lock">): Promise<number> => {
-    const queue = `${store.prefix}lock/${ref.name}#q/`;
-    return Number((await store.io.range(queue, { end: prefixEnd(queue), countOnly: true })).count);
-  };
+  // lock() calls parked behind a hold of the same store (no key in etcd until the hold ends).
   const parked = (ref: PrimitiveRef<"lock">): number => localLocks(store.io).parkedOn(baseOf(store.prefix, "lock", ref.name));
 
   it("waits with no key in etcd and is granted by the release's transaction: one write per acquisition", async () => {
@@ -346,23 +335,18 @@ describe("etcd store: lock() calls parked behind a hold of the same store", () =
     const controller = new AbortController();
     const givingUp = assert.rejects(b.execute(ref, { op: "lock" }, { signal: controller.signal }), CanceledError);
     await until(() => parked(ref) === 1);
-    const io = store.io;
-    const txn = io.txn.bind(io);
-    io.txn = async (...args) => {
-      io.txn = txn;
-      controller.abort();
-      return txn(...args);
-    };
+    const restore = abortOnNextTxn(store, controller);
     try {
       assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
       await givingUp;
     } finally {
-      io.txn = txn;
+      restore();
     }
     assert.equal(await queueLength(ref), 0);
     assert.equal((await a.execute(ref, { op: "isLocked" })).locked, false);
-    // Nothing stale is left behind: the next lock() is granted at once.
-    const next = await a.execute(ref, { op: "lock" }, { timeoutMs: 150 });
+    // Nothing stale is left behind: no hold is known here, so the next lock() does not park.
+    assert.equal(localLocks(store.io).hold(baseOf(store.prefix, "lock", ref.name)), undefined);
+    const next = await a.execute(ref, { op: "lock" });
     assert.equal((await a.execute(ref, { op: "unlock", version: next.version })).unlocked, true);
     await a.close();
     await b.close();

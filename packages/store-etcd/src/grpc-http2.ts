@@ -78,45 +78,23 @@ export class GrpcHttp2 {
     }
     stream.end(frame(message));
     busy(connection, stream);
+    const unconnected = (): string | undefined => (connection.connected ? undefined : member.url);
+    const outcome = new CallOutcome(stream, unconnected);
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
-      let status: number | undefined;
-      let statusMessage = "";
-      let failure: Error | undefined;
-      const readStatus = (headers: http2.IncomingHttpHeaders): void => {
-        const value = headers["grpc-status"];
-        if (value === undefined) return;
-        status = Number(value);
-        statusMessage = decodeMessage(headers["grpc-message"]);
-      };
       const timer = setTimeout(() => {
-        failure = new GRPCDeadlineExceededError(`etcd did not answer within ${timeoutMs} ms`);
+        outcome.fail(new GRPCDeadlineExceededError(`etcd did not answer within ${timeoutMs} ms`));
         stream.close(NGHTTP2_CANCEL);
       }, timeoutMs);
-      stream.on("response", (headers) => {
-        const httpStatus = headers[":status"];
-        if (httpStatus !== 200) failure ??= grpcError(14, `etcd answered HTTP ${String(httpStatus)}`);
-        readStatus(headers);
-      });
-      stream.on("trailers", readStatus);
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("error", (error: Error) => {
-        failure ??= connection.connected
-          ? new GRPCUnavailableError(`connection to etcd lost: ${error.message}`)
-          : new GRPCUnavailableError(`${NOT_CONNECTED} to ${member.url}: ${error.message}`);
-      });
       stream.on("close", () => {
         clearTimeout(timer);
-        if (failure !== undefined) return reject(failure);
-        if (status === undefined) {
-          const reason = connection.connected ? "etcd closed the call without a status" : `${NOT_CONNECTED} to ${member.url}`;
-          return reject(new GRPCUnavailableError(reason));
-        }
-        if (status !== 0) return reject(grpcError(status, statusMessage));
+        const error = outcome.error();
+        if (error !== undefined) return reject(error);
         try {
           resolve(unframe(chunks));
-        } catch (error) {
-          reject(error as Error);
+        } catch (failure) {
+          reject(failure as Error);
         }
       });
     });
@@ -202,51 +180,23 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
     unconnected: () => string | undefined,
   ) {
     super();
-    let status: number | undefined;
-    let statusMessage = "";
-    let failure: Error | undefined;
-    const readStatus = (headers: http2.IncomingHttpHeaders): void => {
-      const value = headers["grpc-status"];
-      if (value === undefined) return;
-      status = Number(value);
-      statusMessage = decodeMessage(headers["grpc-message"]);
-    };
-    stream.on("response", (headers) => {
-      if (headers[":status"] !== 200) failure ??= grpcError(14, `etcd answered HTTP ${String(headers[":status"])}`);
-      readStatus(headers);
-    });
-    stream.on("trailers", readStatus);
+    const outcome = new CallOutcome(stream, unconnected);
     stream.on("data", (chunk: Buffer) => {
-      if (this.cancelled || failure !== undefined) return;
+      if (this.cancelled || outcome.failed) return;
       try {
         for (const message of this.messages(chunk)) {
           this.emit("data", decode(message));
           if (this.cancelled) return;
         }
       } catch (error) {
-        failure = error as Error;
+        outcome.fail(error as Error);
         stream.close(NGHTTP2_CANCEL);
       }
     });
-    stream.on("error", (error: Error) => {
-      const address = unconnected();
-      failure ??= new GRPCUnavailableError(
-        address === undefined ? `connection to etcd lost: ${error.message}` : `${NOT_CONNECTED} to ${address}: ${error.message}`,
-      );
-    });
     stream.on("close", () => {
-      if (this.cancelled) failure = new GRPCCancelledError("the watch stream was cancelled");
-      if (failure === undefined && status === 0) {
-        this.emit("end");
-        return;
-      }
-      const address = unconnected();
-      const error =
-        failure ??
-        (status !== undefined
-          ? grpcError(status, statusMessage)
-          : new GRPCUnavailableError(address === undefined ? "etcd closed the stream without a status" : `${NOT_CONNECTED} to ${address}`));
-      if (this.listenerCount("error") > 0) this.emit("error", error);
+      const error = this.cancelled ? new GRPCCancelledError("the watch stream was cancelled") : outcome.error();
+      if (error === undefined) this.emit("end");
+      else if (this.listenerCount("error") > 0) this.emit("error", error);
     });
   }
 
@@ -279,6 +229,59 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
       bytes = bytes.subarray(end);
     }
     if (bytes.length > 0) this.pending = bytes;
+  }
+}
+
+/**
+ * How a call's http2 stream ended, gRPC-wise: its `grpc-status` (from the trailers, or from the
+ * headers of a trailers-only reply), or why it has none. Read it once the stream has closed.
+ */
+class CallOutcome {
+  private status: number | undefined;
+  private message = "";
+  private failure: Error | undefined;
+
+  constructor(
+    stream: ClientHttp2Stream,
+    /** The member's address while its connection has never been up (nothing was sent). */
+    private readonly unconnected: () => string | undefined,
+  ) {
+    stream.on("response", (headers) => {
+      if (headers[":status"] !== 200) this.fail(grpcError(14, `etcd answered HTTP ${String(headers[":status"])}`));
+      this.read(headers);
+    });
+    stream.on("trailers", (headers: http2.IncomingHttpHeaders) => this.read(headers));
+    stream.on("error", (error: Error) => {
+      const address = unconnected();
+      this.fail(
+        new GRPCUnavailableError(address === undefined ? `connection to etcd lost: ${error.message}` : `${NOT_CONNECTED} to ${address}: ${error.message}`),
+      );
+    });
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Records why the call failed on this side (the first reason wins). */
+  fail(error: Error): void {
+    this.failure ??= error;
+  }
+
+  /** Undefined for status OK; else the typed error (`NOT_CONNECTED` if nothing was ever sent). */
+  error(): Error | undefined {
+    if (this.failure !== undefined) return this.failure;
+    if (this.status === 0) return undefined;
+    if (this.status !== undefined) return grpcError(this.status, this.message);
+    const address = this.unconnected();
+    return new GRPCUnavailableError(address === undefined ? "etcd closed the call without a status" : `${NOT_CONNECTED} to ${address}`);
+  }
+
+  private read(headers: http2.IncomingHttpHeaders): void {
+    const value = headers["grpc-status"];
+    if (value === undefined) return;
+    this.status = Number(value);
+    this.message = decodeMessage(headers["grpc-message"]);
   }
 }
 

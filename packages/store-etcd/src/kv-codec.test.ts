@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { loadSync, type MethodDefinition } from "@grpc/proto-loader";
-import type { IRangeRequest, IRangeResponse, ITxnRequest, ITxnResponse, IWatchRequest, IWatchResponse } from "etcd3";
+import type { IRangeRequest, IRangeResponse, ITxnRequest, IWatchRequest } from "etcd3";
 import { cmp, op, prefixEnd, rangeRequest } from "./etcd-io.js";
-import { kvRange, kvTxn, watchStream } from "./kv-codec.js";
+import { kvRange, kvTxn, watchStream, type UnaryMethod } from "./kv-codec.js";
 
 const require = createRequire(import.meta.url);
 const definition = loadSync(require.resolve("etcd3/proto/rpc.proto"), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
@@ -121,40 +121,32 @@ const watchReplies: Array<[string, object]> = [
   ["fragment", { header, watch_id: "1", fragment: true, events: [] }],
 ];
 
+/** Our encoding of each request reads back, through etcd3's loader, as the loader's own does. */
+function checkEncodes<Request>(kind: string, ours: UnaryMethod<Request, unknown>, theirs: MethodDefinition<object, object>, cases: Array<[string, Request]>): void {
+  for (const [name, request] of cases) {
+    it(`encodes a ${kind} request (${name}) as etcd3's loader reads it`, () => {
+      const encoded = Buffer.from(ours.encode(request));
+      assert.deepEqual(theirs.requestDeserialize(encoded), theirs.requestDeserialize(theirs.requestSerialize(request as object)));
+    });
+  }
+}
+
+/** Each reply, as etcd3's loader writes it, decodes to exactly what the loader reads. */
+function checkDecodes(kind: string, ours: UnaryMethod<never, unknown>, theirs: MethodDefinition<object, object>, cases: Array<[string, object]>): void {
+  for (const [name, reply] of cases) {
+    it(`decodes a ${kind} reply (${name}) exactly as etcd3's loader does`, () => {
+      const bytes = theirs.responseSerialize(reply);
+      assert.deepEqual(ours.decode(bytes), theirs.responseDeserialize(bytes));
+    });
+  }
+}
+
 describe("etcd KV codec", () => {
-  for (const [name, request] of watchRequests) {
-    it(`encodes a watch request (${name}) as etcd3's loader reads it`, () => {
-      const ours = Buffer.from(watchStream.encode(request));
-      const theirs = loader.Watch.requestSerialize(request);
-      assert.deepEqual(loader.Watch.requestDeserialize(ours), loader.Watch.requestDeserialize(theirs));
-    });
-  }
-  for (const [name, reply] of watchReplies) {
-    it(`decodes a watch reply (${name}) exactly as etcd3's loader does`, () => {
-      const bytes = loader.Watch.responseSerialize(reply);
-      assert.deepEqual(watchStream.decode(bytes), loader.Watch.responseDeserialize(bytes) as IWatchResponse);
-    });
-  }
-  for (const [name, request] of requests) {
-    it(`encodes a txn request (${name}) as etcd3's loader reads it`, () => {
-      const ours = Buffer.from(kvTxn.encode(request));
-      const theirs = loader.Txn.requestSerialize(request);
-      assert.deepEqual(loader.Txn.requestDeserialize(ours), loader.Txn.requestDeserialize(theirs));
-    });
-  }
-  for (const [name, request] of ranges) {
-    it(`encodes a range request (${name}) as etcd3's loader reads it`, () => {
-      const ours = Buffer.from(kvRange.encode(request));
-      const theirs = loader.Range.requestSerialize(request);
-      assert.deepEqual(loader.Range.requestDeserialize(ours), loader.Range.requestDeserialize(theirs));
-    });
-  }
-  for (const [name, reply] of txnReplies) {
-    it(`decodes a txn reply (${name}) exactly as etcd3's loader does`, () => {
-      const bytes = loader.Txn.responseSerialize(reply);
-      assert.deepEqual(kvTxn.decode(bytes), loader.Txn.responseDeserialize(bytes) as ITxnResponse);
-    });
-  }
+  checkEncodes("txn", kvTxn, loader.Txn, requests);
+  checkEncodes("range", kvRange, loader.Range, ranges);
+  checkEncodes("watch", watchStream, loader.Watch, watchRequests);
+  checkDecodes("txn", kvTxn, loader.Txn, txnReplies);
+  checkDecodes("watch", watchStream, loader.Watch, watchReplies);
   it("decodes a range reply exactly as etcd3's loader does", () => {
     const bytes = loader.Range.responseSerialize({ header, kvs: [keyValue("a", Buffer.from("1"))], more: false, count: "1" });
     assert.deepEqual(kvRange.decode(bytes), loader.Range.responseDeserialize(bytes) as IRangeResponse);
