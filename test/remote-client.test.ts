@@ -280,6 +280,30 @@ describe("remote client", () => {
     assert.ok((await waiter.execute(lock("broken"), { op: "tryLock" })).version !== undefined);
   });
 
+  it("sends a lock request with an idempotency key again when its answer is lost, and gets the hold it was granted", async () => {
+    const holder = await direct().openSession();
+    const runtime = proxied({ sessionTtlMs: 5000 });
+    const waiter = await runtime.openSession();
+    const { version } = await holder.execute(lock("resent"), { op: "lock" });
+    const waiting = waiter.execute(lock("resent"), { op: "lock", idempotencyKey: "resent-1" });
+    await eventually(() => assert.equal(runtime.inflightCount, 1));
+    // The grant's answer is lost: the path to the server drops everything while the holder
+    // releases and the server grants the waiter.
+    proxy.blackhole();
+    await holder.execute(lock("resent"), { op: "unlock", version });
+    let granted: bigint | undefined;
+    await eventually(async () => {
+      const state = await holder.execute(lock("resent"), { op: "get" });
+      assert.equal(state.session, waiter.id);
+      granted = state.version;
+    });
+    // The stale connection is cut; the client reconnects and sends the request again.
+    proxy.heal();
+    assert.deepEqual(await waiting, { version: granted });
+    assert.deepEqual(await waiter.execute(lock("resent"), { op: "unlock", version: granted }), { unlocked: true });
+    assert.deepEqual(await holder.execute(lock("resent"), { op: "isLocked" }), { locked: false });
+  });
+
   it("loses the session no later than one TTL after the last acknowledged keep-alive; the server releases its lock", async () => {
     const ttlMs = 600;
     const session = await proxied({ sessionTtlMs: ttlMs }).openSession();

@@ -17,9 +17,10 @@ export function connect(address: string, ttlMs: number): AtomixClient {
 }
 
 /**
- * lock(), asked again while the server is away: a request in flight when the server goes fails
- * with UnavailableError (a restart withdraws queued requests, whose callers are gone), and a
- * live client asks again. The session must survive throughout.
+ * lock(), asked again while the server is away. The SDK gives every lock() an idempotency key,
+ * so the remote client sends a request in flight again on its new connection by itself; a call
+ * that still fails with UnavailableError (the server stayed away past the client's wait) is
+ * asked again here. The session must survive throughout.
  */
 export async function lockThroughRestarts(client: AtomixClient, lock: Lock): Promise<{ handle: LockHandle; at: number; retries: number }> {
   const session = await client.session();

@@ -329,6 +329,39 @@ export function lockSuite(t: SuiteContext): void {
     await handle.unlock();
   });
 
+  it("a lock request sent again with its idempotency key returns its hold, not a second grant", async () => {
+    const name = t.unique("lock");
+    const ref = { type: "lock" as const, name };
+    const [mine, theirs] = [await (await t.client()).session(), await (await t.client()).session()];
+    const first = await mine.execute(ref, { op: "lock", idempotencyKey: "call-1" });
+    const watch = await mine.watch(ref, { fromVersion: first.version });
+    // The same request again (its answer was lost): the same hold, no new event.
+    assert.deepEqual(await mine.execute(ref, { op: "lock", idempotencyKey: "call-1" }), { version: first.version });
+    assert.deepEqual(await mine.execute(ref, { op: "tryLock", idempotencyKey: "call-1" }), { version: first.version });
+    // Another session's request with that key, and another key of this session, are other requests.
+    assert.deepEqual(await theirs.execute(ref, { op: "tryLock", idempotencyKey: "call-1" }), {});
+    assert.deepEqual(await mine.execute(ref, { op: "tryLock", idempotencyKey: "call-2" }), {});
+    assert.deepEqual(await mine.execute(ref, { op: "get" }), { version: first.version, session: mine.id });
+    // A waiter queued with a key is granted under it; sent again then, it returns that grant.
+    const waiting = theirs.execute(ref, { op: "lock", idempotencyKey: "call-3" });
+    assert.equal((await mine.execute(ref, { op: "unlock", version: first.version })).unlocked, true);
+    const next = await waiting;
+    assert.ok(next.version > first.version);
+    assert.deepEqual(await theirs.execute(ref, { op: "lock", idempotencyKey: "call-3" }), { version: next.version });
+    const events = await take(watch[Symbol.asyncIterator](), 2);
+    assert.deepEqual(events.map((e) => e.type), ["unlocked", "locked"], "no event for a request sent again");
+    await watch.close();
+    // Released, the key names a new request.
+    assert.equal((await theirs.execute(ref, { op: "unlock" })).unlocked, true);
+    const again = await theirs.execute(ref, { op: "lock", idempotencyKey: "call-3" });
+    assert.ok(again.version > next.version);
+    assert.equal((await theirs.execute(ref, { op: "unlock" })).unlocked, true);
+    for (const key of ["", "a b", "x".repeat(65), 7]) {
+      await assert.rejects(mine.execute(ref, { op: "lock", idempotencyKey: key as string }), InvalidError);
+    }
+    assert.deepEqual(await mine.execute(ref, { op: "get" }), {}, "a rejected request changed nothing");
+  });
+
   it("rejects bad input with InvalidError and changes nothing", async () => {
     const [a, b] = await locks(2);
     const held = await a!.lock();

@@ -46,6 +46,17 @@ export function requireKey(value: unknown, what = "key"): string {
   return value;
 }
 
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A lock request's optional idempotency key: 1–64 characters of `A–Z a–z 0–9 _ -`. */
+export function optionalIdempotencyKey(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !IDEMPOTENCY_KEY.test(value)) {
+    throw new InvalidError("idempotencyKey must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'");
+  }
+  return value;
+}
+
 export function optionalVersion(value: unknown, what = "ifVersion"): bigint | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "bigint" || value < 0n) throw new InvalidError(`${what} must be a non-negative bigint`);

@@ -49,6 +49,14 @@ export interface ConnectionOptions {
   onReconnect: () => void;
 }
 
+/**
+ * Whether an operation may be sent again after a connection loss left its outcome unknown: a
+ * lock request with an idempotency key (the store answers it again with the same hold).
+ */
+function resendable(ref: PrimitiveRef, operation: { op: string }): boolean {
+  return ref.type === "lock" && (operation.op === "lock" || operation.op === "tryLock") && (operation as { idempotencyKey?: unknown }).idempotencyKey !== undefined;
+}
+
 const enum OpState {
   Queued,
   Sent,
@@ -161,7 +169,7 @@ export class Connection {
         payload,
         deadlineAt: timeoutMs === undefined ? undefined : now + timeoutMs,
         queuedAt: now,
-        idempotent: false,
+        idempotent: resendable(ref, operation),
         cancellable: options?.signal !== undefined || timeoutMs !== undefined,
         state: OpState.Queued,
         generation: 0,
@@ -226,9 +234,18 @@ export class Connection {
     stream?.cancel();
   }
 
-  /** Fails a session's watches when it is lost or closed. */
+  /**
+   * Fails a session's watches when it is lost or closed, and its operations still waiting to be
+   * sent (resendable ones wait through a reconnect, but not past their session).
+   */
   endSession(session: SessionLink, reason: Error): void {
     for (const watch of [...this.watches.values()]) if (watch.session === session) watch.fail(reason);
+    const keep: Outgoing[] = [];
+    for (const item of this.outbox) {
+      if (item.kind === "op" && item.session === session && item.state === OpState.Queued) this.finish(item, undefined, reason);
+      else keep.push(item);
+    }
+    this.outbox = keep;
   }
 
   /* ---------------------------------- sending --------------------------------- */

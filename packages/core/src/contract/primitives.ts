@@ -314,10 +314,17 @@ export interface LockOperations {
    * request leaves the queue) or the session ends. `version` is the fencing token: the lock
    * primitive's version at the grant, so grants carry strictly increasing versions.
    * Not reentrant: a second request from the holder's session waits like any other.
+   *
+   * `idempotencyKey` (1–64 characters of `A–Z a–z 0–9 _ -`, unique per call) makes the call
+   * safe to send again when its answer was lost: while the caller's session holds the lock by a
+   * request with the same key, the same request returns that hold's version and changes
+   * nothing. (A reply lost with a server or a connection would otherwise leave a hold nobody
+   * knows of until the session ends; the SDK sets a key on every call and the remote client
+   * resends such calls on its new connection.)
    */
-  lock: { request: Empty; response: { version: bigint } };
-  /** Grants at once if the lock is free, else returns no version (and never queues). */
-  tryLock: { request: Empty; response: { version?: bigint | undefined } };
+  lock: { request: { idempotencyKey?: string | undefined }; response: { version: bigint } };
+  /** Grants at once if the lock is free, else returns no version (and never queues). `idempotencyKey` as for `lock`. */
+  tryLock: { request: { idempotencyKey?: string | undefined }; response: { version?: bigint | undefined } };
   /**
    * Releases the lock if it is held at `version` (whoever holds it). Without `version`, releases
    * it only if the caller's session holds it. Returns whether anything was released; releasing

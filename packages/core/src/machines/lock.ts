@@ -17,6 +17,7 @@
  */
 import { FaultError } from "../errors.js";
 import type { LockEvent, Operation, OperationResult } from "../contract/primitives.js";
+import { optionalIdempotencyKey } from "../validation.js";
 import { BaseMachine, optionalVersion, unknownOperation } from "./base.js";
 import { PENDING, type MachineContext, type Pending, type StateMachine } from "./machine.js";
 
@@ -26,11 +27,14 @@ interface Holder {
   /** The fencing token of this hold. */
   readonly version: bigint;
   readonly session: string;
+  /** The idempotency key of the request granted, if it had one. */
+  readonly key?: string | undefined;
 }
 
 interface Waiter {
   readonly requestId: string;
   readonly session: string;
+  readonly key?: string | undefined;
 }
 
 /** What `save()` returns: plain data, structured-clonable. */
@@ -54,12 +58,16 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
   apply(operation: Operation<"lock">, ctx: Ctx): OperationResult<"lock"> | Pending {
     switch (operation.op) {
       case "lock":
-        if (this.holder === undefined) return { version: this.grant(ctx.session, ctx) };
-        this.queue.push({ requestId: ctx.requestId, session: ctx.session });
+      case "tryLock": {
+        const key = optionalIdempotencyKey(operation.idempotencyKey);
+        const holder = this.holder;
+        // The same request sent again (its answer was lost): it holds already.
+        if (key !== undefined && holder?.key === key && holder.session === ctx.session) return { version: holder.version };
+        if (holder === undefined) return { version: this.grant(ctx.session, key, ctx) };
+        if (operation.op === "tryLock") return {};
+        this.queue.push(key === undefined ? { requestId: ctx.requestId, session: ctx.session } : { requestId: ctx.requestId, session: ctx.session, key });
         return PENDING;
-      case "tryLock":
-        if (this.holder === undefined) return { version: this.grant(ctx.session, ctx) };
-        return {};
+      }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");
         const holder = this.holder;
@@ -125,23 +133,25 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
       if (typeof holder.version !== "bigint" || typeof holder.session !== "string") {
         throw new FaultError("saved lock holder is malformed");
       }
-      machine.holder = { version: holder.version, session: holder.session };
+      if (holder.key !== undefined && typeof holder.key !== "string") throw new FaultError("saved lock holder is malformed");
+      machine.holder = { version: holder.version, session: holder.session, key: holder.key };
     }
     for (const waiter of data.queue as unknown[]) {
       const w = waiter as Partial<Waiter> | null;
       if (typeof w !== "object" || w === null || typeof w.requestId !== "string" || typeof w.session !== "string") {
         throw new FaultError("saved lock queue is malformed");
       }
-      machine.queue.push({ requestId: w.requestId, session: w.session });
+      if (w.key !== undefined && typeof w.key !== "string") throw new FaultError("saved lock queue is malformed");
+      machine.queue.push({ requestId: w.requestId, session: w.session, key: w.key });
     }
     if (machine.holder === undefined && machine.queue.length > 0) throw new FaultError("saved lock has waiters but no holder");
     return machine;
   }
 
-  /** Gives the lock to `session`: the new version is its fencing token. */
-  private grant(session: string, ctx: Ctx): bigint {
+  /** Gives the lock to `session` (request key `key`): the new version is its fencing token. */
+  private grant(session: string, key: string | undefined, ctx: Ctx): bigint {
     const version = this.version + 1n;
-    this.holder = { version, session };
+    this.holder = { version, session, key };
     this.publish(ctx, { type: "locked", lockVersion: version, session });
     return version;
   }
@@ -153,6 +163,6 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
     this.holder = undefined;
     this.publish(ctx, { type: "unlocked", lockVersion: holder.version, expired });
     const next = this.queue.shift();
-    if (next !== undefined) ctx.complete(next.requestId, { version: this.grant(next.session, ctx) });
+    if (next !== undefined) ctx.complete(next.requestId, { version: this.grant(next.session, next.key, ctx) });
   }
 }

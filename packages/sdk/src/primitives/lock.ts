@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   AtomixError,
   CanceledError,
@@ -166,7 +167,7 @@ export class Lock extends Primitive<"lock"> {
     outer?.addEventListener("abort", onAbort, { once: true });
     this.waiting.add(controller);
     try {
-      const { version } = await this.exec({ op: "lock" }, { signal: controller.signal, timeoutMs: options?.timeoutMs });
+      const { version } = await this.exec({ op: "lock", idempotencyKey: randomUUID() }, { signal: controller.signal, timeoutMs: options?.timeoutMs });
       return await this.adopt(version);
     } finally {
       outer?.removeEventListener("abort", onAbort);
@@ -181,7 +182,7 @@ export class Lock extends Primitive<"lock"> {
    */
   async tryLock(options?: CallOptions): Promise<LockHandle | undefined> {
     this.checkOpen();
-    const { version } = await this.exec({ op: "tryLock" }, options);
+    const { version } = await this.exec({ op: "tryLock", idempotencyKey: randomUUID() }, options);
     return version === undefined ? undefined : this.adopt(version);
   }
 

@@ -41,6 +41,7 @@ import {
   InvalidError,
   UnavailableError,
   canceledBy,
+  optionalIdempotencyKey,
   raceSignal,
   type LockEvent,
   type Operation,
@@ -525,19 +526,26 @@ export const lockRecipe: Recipe<"lock"> = {
       case "lock":
       case "tryLock": {
         checkSignal(ctx.signal);
-        const key = `${prefix}${ctx.session.id}/${randomUUID()}`;
+        // The request's key is named by its idempotency key when it has one: the same request
+        // sent again finds it.
+        const idempotencyKey = optionalIdempotencyKey(operation.idempotencyKey);
+        const key = `${prefix}${ctx.session.id}/${idempotencyKey ?? randomUUID()}`;
         const lease = ctx.session.lease;
-        if (operation.op === "lock" && localLocks(ctx.io).hold(ctx.base) !== undefined) {
+        const local = localLocks(ctx.io).hold(ctx.base);
+        if (idempotencyKey !== undefined && local?.key === key) return { version: local.version };
+        if (operation.op === "lock" && local !== undefined) {
           const handed = await parkBehindLocalHold(ctx, key);
           if (handed !== undefined) return { version: handed };
         }
         let txn;
         try {
+          const enqueue = operation.op === "lock" ? [newestOp(ctx.base), put(key, WAITING, lease)] : [];
           txn = await ctx.io.txn(
             [cmp.rangeEmpty(prefix, end)],
             [put(key, HELD, lease)],
             // Queued: read the newest key before ours (our predecessor) in the same round trip.
-            operation.op === "lock" ? [newestOp(ctx.base), put(key, WAITING, lease)] : [],
+            // With an idempotency key, a key already there is this request sent before: read it.
+            idempotencyKey === undefined ? enqueue : [op.txn([cmp.absent(key)], enqueue, [op.get(key)])],
           );
         } catch (error) {
           // The reply was lost: the request's key is unique, so look for it to learn the outcome.
@@ -553,8 +561,18 @@ export const lockRecipe: Recipe<"lock"> = {
         }
         const revision = revisionOf(txn);
         if (txn.succeeded) return granted(ctx, key, versionAt(revision), revision);
+        const before = idempotencyKey === undefined ? undefined : txn.responses[0]?.response_txn;
+        if (before !== undefined && !before.succeeded) {
+          const found = before.responses[0]?.response_range.kvs[0];
+          if (found === undefined) throw new UnavailableError("the lock request's key vanished while it was read");
+          if (isHeld(found)) return granted(ctx, key, versionOfHold(found), createOf(found));
+          if (operation.op === "tryLock") return {};
+          // Still queued from before: wait on it where it stands.
+          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined), createOf(found));
+        }
         if (operation.op === "tryLock") return {};
-        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(txn, 0), revision }), revision);
+        const queued = before ?? txn;
+        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(queued, 0), revision }), revision);
       }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");
