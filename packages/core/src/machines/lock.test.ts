@@ -154,6 +154,21 @@ describe("LockMachine", () => {
     assert.deepEqual(LockMachine.restore(deserialize(serialize(new LockMachine().save()))).save(), new LockMachine().save());
   });
 
+  it("keeps idempotency keys through save and restore: a request sent again after a restart finds its hold", () => {
+    const h = harness();
+    h.apply("s1", { op: "lock", idempotencyKey: "k1" });
+    h.apply("s2", { op: "lock", idempotencyKey: "k2" }, "a");
+    const restored = LockMachine.restore(deserialize(serialize(h.machine.save())));
+    assert.deepEqual(restored.save(), h.machine.save());
+    const r = harness(restored);
+    assert.deepEqual(r.apply("s1", { op: "lock", idempotencyKey: "k1" }), { version: 1n });
+    r.apply("s1", { op: "unlock", version: 1n });
+    assert.deepEqual(r.completions, [["a", { version: 3n }]]);
+    // The waiter granted after the restore kept its key.
+    assert.deepEqual(r.apply("s2", { op: "tryLock", idempotencyKey: "k2" }), { version: 3n });
+    assert.throws(() => LockMachine.restore({ version: 1n, holder: { version: 1n, session: "s", key: 7 }, queue: [] }), FaultError);
+  });
+
   it("restore rejects malformed data with FaultError", () => {
     assert.throws(() => LockMachine.restore(null), FaultError);
     assert.throws(() => LockMachine.restore({ version: 1, queue: [] }), FaultError);

@@ -134,7 +134,7 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
         throw new FaultError("saved lock holder is malformed");
       }
       if (holder.key !== undefined && typeof holder.key !== "string") throw new FaultError("saved lock holder is malformed");
-      machine.holder = { version: holder.version, session: holder.session, key: holder.key };
+      machine.holder = holder.key === undefined ? { version: holder.version, session: holder.session } : { version: holder.version, session: holder.session, key: holder.key };
     }
     for (const waiter of data.queue as unknown[]) {
       const w = waiter as Partial<Waiter> | null;
@@ -142,7 +142,7 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
         throw new FaultError("saved lock queue is malformed");
       }
       if (w.key !== undefined && typeof w.key !== "string") throw new FaultError("saved lock queue is malformed");
-      machine.queue.push({ requestId: w.requestId, session: w.session, key: w.key });
+      machine.queue.push(w.key === undefined ? { requestId: w.requestId, session: w.session } : { requestId: w.requestId, session: w.session, key: w.key });
     }
     if (machine.holder === undefined && machine.queue.length > 0) throw new FaultError("saved lock has waiters but no holder");
     return machine;
@@ -151,7 +151,7 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
   /** Gives the lock to `session` (request key `key`): the new version is its fencing token. */
   private grant(session: string, key: string | undefined, ctx: Ctx): bigint {
     const version = this.version + 1n;
-    this.holder = { version, session, key };
+    this.holder = key === undefined ? { version, session } : { version, session, key };
     this.publish(ctx, { type: "locked", lockVersion: version, session });
     return version;
   }
