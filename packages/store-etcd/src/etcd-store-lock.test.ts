@@ -41,6 +41,37 @@ async function counting<T>(store: EtcdStore, body: () => Promise<T>): Promise<{ 
   }
 }
 
+/**
+ * Checks a hand-off in one transaction from `from`'s hold (`held`) to `to` (`next`): the grant's
+ * event comes second in the release's revision, watchers see both with those versions, and
+ * fences name the new hold and refuse the released one.
+ */
+async function checkHandOff(h: {
+  ref: PrimitiveRef<"lock">;
+  from: RuntimeSession;
+  to: RuntimeSession;
+  held: bigint;
+  next: bigint;
+  events: AsyncIterator<RuntimeEvent<"lock">>;
+}): Promise<void> {
+  const revision = h.next / versionAt(1n);
+  assert.equal(h.next, versionAt(revision, 1), "the grant's event comes second in the release's revision");
+  const [unlocked, locked] = [(await h.events.next()).value, (await h.events.next()).value] as Array<RuntimeEvent<"lock">>;
+  assert.deepEqual(
+    [unlocked?.type, unlocked?.version, unlocked?.type === "unlocked" && unlocked.lockVersion, unlocked?.type === "unlocked" && unlocked.expired],
+    ["unlocked", versionAt(revision, 0), h.held, false],
+  );
+  assert.deepEqual(
+    [locked?.type, locked?.version, locked?.type === "locked" && locked.lockVersion, locked?.type === "locked" && locked.session],
+    ["locked", h.next, h.next, h.to.id],
+  );
+  assert.deepEqual(await h.to.execute(h.ref, { op: "get" }), { version: h.next, session: h.to.id });
+  assert.equal((await h.to.execute(h.ref, { op: "isLocked", version: h.next })).locked, true);
+  const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
+  assert.equal((await h.to.execute(counter, { op: "increment", delta: 1n, fence: { lock: h.ref.name, version: h.next } })).value, 1n);
+  await assert.rejects(h.from.execute(counter, { op: "increment", delta: 1n, fence: { lock: h.ref.name, version: h.held } }), ConflictError);
+}
+
 /** Makes `store`'s next transaction abort `controller` just as it is sent; returns the undo. */
 function abortOnNextTxn(store: EtcdStore, controller: AbortController): () => void {
   const io = store.io;
@@ -94,7 +125,6 @@ describe("etcd store: lock short paths", () => {
 
   it("a release hands the lock to this store's next waiter in the same transaction; versions, events and fences agree", async () => {
     const ref = lockRef();
-    const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
     const [a, b] = [await store.openSession(), await store.openSession()];
     const held = await a.execute(ref, { op: "lock" });
     const watch = await a.watch(ref, { fromVersion: held.version });
@@ -108,23 +138,8 @@ describe("etcd store: lock short paths", () => {
     });
     assert.equal(txns, 1);
     const next = result.version;
-    const revision = next / versionAt(1n);
-    assert.equal(next, versionAt(revision, 1), "the grant's event comes second in the release's revision");
-    const [unlocked, locked] = [(await events.next()).value, (await events.next()).value] as Array<RuntimeEvent<"lock">>;
-    assert.deepEqual(
-      [unlocked?.type, unlocked?.version, unlocked?.type === "unlocked" && unlocked.lockVersion, unlocked?.type === "unlocked" && unlocked.expired],
-      ["unlocked", versionAt(revision, 0), held.version, false],
-    );
-    assert.deepEqual(
-      [locked?.type, locked?.version, locked?.type === "locked" && locked.lockVersion, locked?.type === "locked" && locked.session],
-      ["locked", next, next, b.id],
-    );
+    await checkHandOff({ ref, from: a, to: b, held: held.version, next, events });
     await watch.close();
-    assert.deepEqual(await b.execute(ref, { op: "get" }), { version: next, session: b.id });
-    assert.equal((await b.execute(ref, { op: "isLocked", version: next })).locked, true);
-    // Fences name the handed-off hold by that version, and refuse the released one.
-    assert.equal((await b.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: next } })).value, 1n);
-    await assert.rejects(a.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: held.version } }), ConflictError);
     // The session that received the hold releases it like any other.
     assert.equal((await b.execute(ref, { op: "unlock" })).unlocked, true);
     assert.equal(await queueLength(ref), 0);
@@ -252,7 +267,6 @@ describe("etcd store: lock short paths", () => {
 
   it("waits with no key in etcd and is granted by the release's transaction: one write per acquisition", async () => {
     const ref = lockRef();
-    const counter: PrimitiveRef<"counter"> = { type: "counter", name: unique("c") };
     const [a, b] = [await store.openSession(), await store.openSession()];
     const held = await a.execute(ref, { op: "lock" });
     const watch = await a.watch(ref, { fromVersion: held.version });
@@ -267,19 +281,8 @@ describe("etcd store: lock short paths", () => {
     });
     // The release is the only write (unless the machine stalled past the park time).
     if (result.quick) assert.equal(txns, 1);
-    const next = result.granted.version;
-    const revision = next / versionAt(1n);
-    assert.equal(next, versionAt(revision, 1), "the grant's event comes second in the release's revision");
-    const [unlocked, locked] = [(await events.next()).value, (await events.next()).value] as Array<RuntimeEvent<"lock">>;
-    assert.deepEqual(
-      [unlocked?.type, unlocked?.version, unlocked?.type === "unlocked" && unlocked.lockVersion, unlocked?.type === "unlocked" && unlocked.expired],
-      ["unlocked", versionAt(revision, 0), held.version, false],
-    );
-    assert.deepEqual([locked?.type, locked?.version, locked?.type === "locked" && locked.session], ["locked", next, b.id]);
+    await checkHandOff({ ref, from: a, to: b, held: held.version, next: result.granted.version, events });
     await watch.close();
-    assert.deepEqual(await b.execute(ref, { op: "get" }), { version: next, session: b.id });
-    assert.equal((await b.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: next } })).value, 1n);
-    await assert.rejects(a.execute(counter, { op: "increment", delta: 1n, fence: { lock: ref.name, version: held.version } }), ConflictError);
     // The hold it was handed is known here: its release is one transaction too.
     const release = await counting(store, () => b.execute(ref, { op: "unlock" }));
     assert.deepEqual([release.result.unlocked, release.txns, release.ranges], [true, 1, 0]);
