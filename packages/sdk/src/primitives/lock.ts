@@ -155,6 +155,8 @@ export class Lock extends Primitive<"lock"> {
   /**
    * Waits until this caller holds the lock, in FIFO order with every other waiter.
    * A timeout or abort withdraws the request from the queue and leaves nothing behind.
+   * Each call carries an idempotency key, so through `atomix serve` a request whose answer is
+   * lost with the connection or the server is sent again and returns the hold it was granted.
    * @throws TimeoutError after `timeoutMs`; CanceledError when `signal` aborts or the `Lock`
    *   is closed; UnavailableError if the session ends while waiting; InvalidError for bad options.
    */
