@@ -183,9 +183,9 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
     settle({ type: "queue" });
     parked.wake();
     const released = txn.responses[0]?.response_txn.succeeded === true;
-    if (released) local.left(hold.key);
     // Released here or over already: either way nobody of this process holds it now.
-    local.unpark(ctx.base);
+    if (released) local.released(ctx.base, hold.key);
+    else local.unpark(ctx.base);
     return released;
   }
 }
@@ -262,8 +262,11 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
   if (!txn.succeeded) {
     settle(undefined);
     const released = txn.responses[0]?.response_txn.succeeded === true;
-    // Whoever waits behind the key now (not `next`, or `next` no longer waiting) looks again.
-    if (released) localLocks(ctx.io).left(key);
+    // Whoever waits behind the key now (not `next`, or `next` no longer waiting) looks again, and
+    // parked waiters queue: released here or over already, nobody of this process holds it now.
+    const local = localLocks(ctx.io);
+    if (released) local.released(ctx.base, key);
+    else local.unpark(ctx.base);
     return released;
   }
   const version = versionAt(revisionOf(txn), 1);
