@@ -9,11 +9,14 @@ import {
   TimeoutError,
   UnavailableError,
   createMemoryStore,
+  type EventStream,
   type MemoryStore,
   type PrimitiveRef,
+  type PrimitiveType,
   type Runtime,
   type RuntimeEvent,
   type RuntimeSession,
+  type WatchRequest,
 } from "@atomix-ts/core";
 import { createRemoteRuntime, type RemoteRuntime } from "@atomix-ts/remote";
 import { atomix, createClient } from "@atomix-ts/sdk";
@@ -401,5 +404,140 @@ describe("remote client: a lock granted after the caller gave up", () => {
     assert.ok(Date.now() - started < 390, "the caller did not wait for the grant");
     await sleep(300);
     await eventually(async () => assert.equal(await isLocked("later"), false));
+  });
+});
+
+/**
+ * Wraps a runtime so the next replay watch stops after `items` initial items until `release`
+ * is called: a stream can then be cut while the replay is half delivered.
+ */
+function stallingReplay(inner: Runtime, items: number): { runtime: Runtime; arm(): void; release(): void } {
+  let armed = false;
+  let release: () => void = () => undefined;
+  const stall = (stream: EventStream<PrimitiveType>): EventStream<PrimitiveType> => {
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const source = stream[Symbol.asyncIterator]();
+    let seen = 0;
+    const iterator: AsyncIterator<RuntimeEvent<PrimitiveType>> = {
+      next: async () => {
+        if (seen++ === items) await gate;
+        return source.next();
+      },
+      return: async () => {
+        await stream.close();
+        return { value: undefined, done: true };
+      },
+    };
+    return {
+      startVersion: stream.startVersion,
+      replayCount: stream.replayCount,
+      [Symbol.asyncIterator]: () => iterator,
+      close: () => stream.close(),
+      [Symbol.asyncDispose]: () => stream.close(),
+    };
+  };
+  const wrap = (session: RuntimeSession): RuntimeSession =>
+    ({
+      get id() {
+        return session.id;
+      },
+      get ttlMs() {
+        return session.ttlMs;
+      },
+      get signal() {
+        return session.signal;
+      },
+      execute: (ref: PrimitiveRef, operation: never, options?: object) => session.execute(ref, operation, options),
+      watch: async (ref: PrimitiveRef, request?: WatchRequest, options?: object) => {
+        const stream = await session.watch(ref, request, options);
+        if (!armed || request?.replay !== true) return stream;
+        armed = false;
+        return stall(stream);
+      },
+      keepAlive: (options?: object) => session.keepAlive(options),
+      close: () => session.close(),
+      [Symbol.asyncDispose]: () => session.close(),
+    }) as RuntimeSession;
+  return {
+    runtime: {
+      description: "stalling replays",
+      openSession: async (options, call) => wrap(await inner.openSession(options, call)),
+      close: () => inner.close(),
+      [Symbol.asyncDispose]: () => inner.close(),
+    },
+    arm: () => (armed = true),
+    release: () => release(),
+  };
+}
+
+describe("remote client: a map watch's replay across a lost connection", () => {
+  let store: MemoryStore;
+  let stalling: ReturnType<typeof stallingReplay>;
+  let server: AtomixServer;
+  let proxy: Proxy;
+  const runtimes: Runtime[] = [];
+  before(async () => {
+    store = createMemoryStore();
+    stalling = stallingReplay(store, 2);
+    server = await startServer({ port: 0, runtime: stalling.runtime });
+    proxy = await Proxy.start(server.port);
+  });
+  after(async () => {
+    await Promise.all(runtimes.map((runtime) => runtime.close()));
+    await proxy.close();
+    await server.close();
+    await store.close();
+  });
+
+  const map = (name: string): PrimitiveRef<"map"> => ({ type: "map", name });
+  const fill = async (session: RuntimeSession, name: string, keys: string[]): Promise<void> => {
+    for (const key of keys) await session.execute(map(name), { op: "put", key, value: new TextEncoder().encode(key) });
+  };
+  const sessions = async (): Promise<{ watcher: RuntimeSession; writer: RuntimeSession }> => {
+    const proxied = createRemoteRuntime({ address: proxy.address, minBackoffMs: 20, maxBackoffMs: 100 });
+    const direct = createRemoteRuntime({ address: server.address });
+    runtimes.push(proxied, direct);
+    return { watcher: await proxied.openSession(), writer: await direct.openSession() };
+  };
+  const describeEvent = (event: RuntimeEvent<"map">): string =>
+    event.type === "reset"
+      ? `reset[${event.state.map((item) => ("entry" in item ? item.entry?.key : "")).join(",")}]`
+      : `${event.type} ${"entry" in event ? event.entry?.key : ""}${event.initial === true ? " initial" : ""}`;
+
+  it("resumes after a replay received whole: the changes since, nothing replayed twice", async () => {
+    const { watcher, writer } = await sessions();
+    await fill(writer, "whole", ["a", "b", "c"]);
+    const stream = await watcher.watch(map("whole"), { replay: true });
+    const events = stream[Symbol.asyncIterator]();
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) seen.push(describeEvent((await events.next()).value as RuntimeEvent<"map">));
+    proxy.breakAll();
+    await fill(writer, "whole", ["d"]);
+    seen.push(describeEvent((await events.next()).value as RuntimeEvent<"map">));
+    assert.deepEqual(seen, ["inserted a initial", "inserted b initial", "inserted c initial", "inserted d"]);
+    await stream.close();
+  });
+
+  it("a replay cut half way comes again as one reset holding the whole state, then every later change", async () => {
+    const { watcher, writer } = await sessions();
+    await fill(writer, "cut", ["a", "b", "c", "d"]);
+    stalling.arm();
+    const stream = await watcher.watch(map("cut"), { replay: true });
+    const events = stream[Symbol.asyncIterator]();
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) seen.push(describeEvent((await events.next()).value as RuntimeEvent<"map">));
+    const connections = proxy.accepted;
+    proxy.breakAll();
+    await fill(writer, "cut", ["e"]);
+    stalling.release();
+    const reset = (await events.next()).value as RuntimeEvent<"map">;
+    seen.push(describeEvent(reset));
+    await fill(writer, "cut", ["f"]);
+    const next = (await events.next()).value as RuntimeEvent<"map">;
+    seen.push(describeEvent(next));
+    assert.ok(proxy.accepted > connections, "the client reconnected");
+    assert.deepEqual(seen, ["inserted a initial", "inserted b initial", "reset[a,b,c,d,e]", "inserted f"]);
+    assert.ok(next.version > reset.version);
+    await stream.close();
   });
 });

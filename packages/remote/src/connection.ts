@@ -15,6 +15,7 @@ import {
   type CallOptions,
   type CallScope,
   type EventStream,
+  type PrimitiveEvent,
   type PrimitiveRef,
   type PrimitiveType,
   type RuntimeEvent,
@@ -606,7 +607,7 @@ export class Connection {
         watch.fail(new InvalidError(`the server reported an invalid start version ${JSON.stringify(startVersion)}`));
         return;
       }
-      watch.onStarted(startVersion === "" ? undefined : BigInt(startVersion));
+      watch.onStarted(startVersion === "" ? undefined : BigInt(startVersion), frame.watchStarted.replayCount ?? undefined);
     } else if (frame.watchEvents != null) {
       const watch = this.watches.get(frame.watchEvents.watchId);
       if (watch === undefined) return;
@@ -635,10 +636,9 @@ export class Connection {
 /**
  * A watch over the stream. Survives reconnects: it resubscribes from the last version it
  * delivered, and drops anything at or below it, so the consumer sees no gap and no duplicate.
+ * A `replay` cut short has no version to resume from: the state is received again and
+ * delivered as one `reset` (see `resubscribe`).
  */
-/** Types whose replayed state is at most one event (counter, value, lock, election). */
-const SINGLE_STATE_TYPES: ReadonlySet<PrimitiveType> = new Set<PrimitiveType>(["counter", "value", "lock", "election"]);
-
 export class RemoteWatch implements EventStream<PrimitiveType> {
   readonly queue: AsyncQueue<RuntimeEvent<PrimitiveType>>;
   readonly started: Promise<void>;
@@ -649,7 +649,12 @@ export class RemoteWatch implements EventStream<PrimitiveType> {
   private base: bigint | undefined;
   /** Version of the last change (or reset) delivered. */
   private lastVersion: bigint | undefined;
-  private deliveredInitial = false;
+  /** The current subscription's start version and replay size (as its server reported them). */
+  private subscription: { startVersion: bigint | undefined; replayCount: number | undefined } | undefined;
+  /** Initial items received on the current subscription. */
+  private replayed = 0;
+  /** Set while a replay cut short is received again: its items so far, delivered as one reset. */
+  private resetState: PrimitiveEvent<PrimitiveType>[] | undefined;
 
   constructor(
     private readonly connection: Connection,
@@ -677,13 +682,20 @@ export class RemoteWatch implements EventStream<PrimitiveType> {
     return this.startWaiter === undefined;
   }
 
-  onStarted(startVersion: bigint | undefined): void {
+  onStarted(startVersion: bigint | undefined, replayCount: number | undefined): void {
+    this.subscription = { startVersion, replayCount };
+    this.replayed = 0;
     if (this.startWaiter !== undefined) {
       this.base = this.request.fromVersion ?? startVersion;
       const waiter = this.startWaiter;
       this.startWaiter = undefined;
       waiter.resolve();
     }
+    if (this.resetState !== undefined && (replayCount === undefined || startVersion === undefined)) {
+      this.failCut(this.cutShort());
+      return;
+    }
+    this.replayProgress();
   }
 
   onEvents(events: RuntimeEvent<PrimitiveType>[]): void {
@@ -691,13 +703,47 @@ export class RemoteWatch implements EventStream<PrimitiveType> {
       if (event.type === "reset") {
         this.lastVersion = event.version;
       } else if (event.initial === true) {
-        this.deliveredInitial = true;
+        this.replayed++;
+        if (this.resetState !== undefined) {
+          const { version: _version, initial: _initial, ...item } = event;
+          this.resetState.push(item as PrimitiveEvent<PrimitiveType>);
+        } else {
+          this.queue.push(event);
+        }
+        this.replayProgress();
+        continue;
       } else {
         if (this.lastVersion !== undefined && event.version <= this.lastVersion) continue;
         this.lastVersion = event.version;
       }
       this.queue.push(event);
     }
+  }
+
+  /**
+   * Once the current subscription's replayed state is whole, a later resume starts at its start
+   * version (changes come after it); a state received again is delivered then, as one reset.
+   */
+  private replayProgress(): void {
+    const { startVersion, replayCount } = this.subscription!;
+    if (replayCount === undefined || startVersion === undefined || this.replayed !== replayCount) return;
+    if (this.resetState !== undefined) {
+      this.queue.push({ type: "reset", version: startVersion, state: this.resetState } as RuntimeEvent<PrimitiveType>);
+      this.resetState = undefined;
+    }
+    this.lastVersion = startVersion;
+  }
+
+  private cutShort(): UnavailableError {
+    return new UnavailableError(
+      `connection to the server was lost while the watch on ${this.ref.type} ${this.ref.name} was replaying its state, and the server does not say how large the state is; watch again`,
+    );
+  }
+
+  /** Ends a watch that cannot resume after a stream loss. */
+  private failCut(error: UnavailableError): void {
+    this.connection.unsubscribe(this);
+    this.fail(error);
   }
 
   streamLost(): void {
@@ -714,28 +760,24 @@ export class RemoteWatch implements EventStream<PrimitiveType> {
       return;
     }
     const { key, prefix, bufferSize } = this.request;
-    let request: WatchRequest;
+    let request: WatchRequest = this.request;
     if (this.lastVersion === undefined && this.request.replay === true) {
-      if (this.deliveredInitial && SINGLE_STATE_TYPES.has(this.ref.type) && this.base !== undefined) {
-        // The replay of these types is one event: once delivered, the state was whole, so
-        // resuming from where the subscription started leaves no gap and repeats nothing.
-        this.active = true;
-        this.connection.subscribe(this, encodeValue({ key, prefix, bufferSize, fromVersion: this.base }));
+      // The replay was cut short (a whole one set `lastVersion`).
+      if (this.resetState === undefined && this.replayed === 0) {
+        // Nothing of the state was delivered: the replay simply starts over.
+      } else if (this.subscription?.replayCount !== undefined) {
+        // Part of the state was delivered and the rest is lost with the stream: receive it all
+        // again (at a newer version, perhaps) and deliver it as a reset, which replaces it whole.
+        this.resetState = [];
+        request = { key, prefix, bufferSize, replay: true };
+      } else {
+        this.failCut(this.cutShort());
         return;
       }
-      if (this.deliveredInitial) {
-        this.fail(
-          new UnavailableError(
-            `connection to the server was lost while the watch on ${this.ref.type} ${this.ref.name} was replaying its state; watch again`,
-          ),
-        );
-        return;
-      }
-      request = this.request;
     } else {
       const from = this.lastVersion ?? this.base;
       if (from === undefined) {
-        this.fail(
+        this.failCut(
           new UnavailableError(
             `connection to the server was lost and the store did not report a version for the watch on ${this.ref.type} ${this.ref.name} to resume from; watch again`,
           ),

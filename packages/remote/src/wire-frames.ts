@@ -52,6 +52,8 @@ export interface WireWatchStarted {
   watchId: number;
   /** Decimal version, or empty when the store does not report one. */
   startVersion: string;
+  /** With `replay`: how many initial items come first; absent when the store does not say. */
+  replayCount?: number | null;
 }
 export interface WireWatchEvents {
   watchId: number;

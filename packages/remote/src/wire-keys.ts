@@ -8,6 +8,7 @@ export const K4_LEN = 0x22;
 export const K5_LEN = 0x2a;
 export const K1_VARINT = 0x08;
 export const K2_VARINT = 0x10;
+export const K3_VARINT = 0x18;
 export const K5_VARINT = 0x28;
 export const K6_VARINT = 0x30;
 

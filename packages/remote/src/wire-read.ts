@@ -1,8 +1,8 @@
 /** Reading the Connect stream's messages: the object forms and the hot-path readers (see `wire.ts`). */
 import { InvalidError } from "@atomix-ts/core";
 import { internAscii } from "./codec.js";
-import type { ClientBatch, ClientFrame, ServerBatch, ServerFrame, WireRef, WireSubscribe } from "./wire-frames.js";
-import { K1_LEN, K1_VARINT, K2_LEN, K2_VARINT, K3_LEN, K4_LEN, K5_LEN, K5_VARINT, K6_VARINT, asBuffer } from "./wire-keys.js";
+import type { ClientBatch, ClientFrame, ServerBatch, ServerFrame, WireRef, WireSubscribe, WireWatchStarted } from "./wire-frames.js";
+import { K1_LEN, K1_VARINT, K2_LEN, K2_VARINT, K3_LEN, K3_VARINT, K4_LEN, K5_LEN, K5_VARINT, K6_VARINT, asBuffer } from "./wire-keys.js";
 
 
 const emptyBytes = Buffer.alloc(0);
@@ -373,9 +373,22 @@ function readStatus(r: ProtoReader, end: number): { id: number; code: number; me
   return status;
 }
 
+function readWatchStarted(r: ProtoReader, end: number): WireWatchStarted {
+  const started: WireWatchStarted = { watchId: 0, startVersion: "", replayCount: null };
+  while (r.pos < end) {
+    const key = r.uint32();
+    if (key === K1_VARINT) started.watchId = r.uint32();
+    else if (key === K2_LEN) started.startVersion = r.string(end);
+    else if (key === K3_VARINT) started.replayCount = r.uint32();
+    else r.skip(key, end);
+  }
+  r.close(end);
+  return started;
+}
+
 /**
- * A message of field 1 uint32 and field 2 bytes or string (`Result`, `WatchEvents`,
- * `WatchStarted`): sets `r.id` and where field 2 lies (`r.bodyStart`, `r.bodyEnd`), building nothing.
+ * A message of field 1 uint32 and field 2 bytes (`Result`, `WatchEvents`): sets `r.id` and
+ * where field 2 lies (`r.bodyStart`, `r.bodyEnd`), building nothing.
  */
 function readIdAndBody(r: ProtoReader, end: number): void {
   r.id = 0;
@@ -437,11 +450,8 @@ export function readServerBatch(bytes: Uint8Array, visitor: ServerFrameVisitor):
         resultStart = r.bodyStart;
         resultEnd = r.bodyEnd;
       } else if (member === K2_LEN) frame = { failure: readStatus(r, stop) };
-      else if (member === K3_LEN) {
-        readIdAndBody(r, stop);
-        const startVersion = r.buf.toString("utf8", r.bodyStart, r.bodyEnd);
-        frame = { watchStarted: { watchId: r.id, startVersion } };
-      } else if (member === K4_LEN) {
+      else if (member === K3_LEN) frame = { watchStarted: readWatchStarted(r, stop) };
+      else if (member === K4_LEN) {
         readIdAndBody(r, stop);
         frame = { watchEvents: { watchId: r.id, events: r.buf.subarray(r.bodyStart, r.bodyEnd) } };
       } else {

@@ -1,7 +1,7 @@
 /** Writing the Connect stream's messages: the object forms and the hot-path writers (see `wire.ts`). */
 import { ByteWriter, releaseWriter, takeWriter, writeValue } from "./codec.js";
 import type { ClientBatch, ClientFrame, ServerBatch, ServerFrame, WireRef } from "./wire-frames.js";
-import { K1_LEN, K1_VARINT, K2_LEN, K2_VARINT, K3_LEN, K4_LEN, K5_LEN, K5_VARINT, K6_VARINT, asBuffer } from "./wire-keys.js";
+import { K1_LEN, K1_VARINT, K2_LEN, K2_VARINT, K3_LEN, K3_VARINT, K4_LEN, K5_LEN, K5_VARINT, K6_VARINT, asBuffer } from "./wire-keys.js";
 
 
 /** Bytes of the varint of a uint32. */
@@ -119,6 +119,7 @@ function writeServerFrame(w: ByteWriter, frame: ServerFrame): void {
     const m = begin(w, K3_LEN);
     if (frame.watchStarted.watchId !== 0) uint32Field(w, K1_VARINT, frame.watchStarted.watchId);
     if (frame.watchStarted.startVersion !== "") stringField(w, K2_LEN, frame.watchStarted.startVersion);
+    if (frame.watchStarted.replayCount != null) uint32Field(w, K3_VARINT, frame.watchStarted.replayCount);
     end(w, m);
   } else if (frame.watchEvents != null) {
     const m = begin(w, K4_LEN);

@@ -70,6 +70,8 @@ const serverBatch: ServerBatch = {
     { result: { id: 1, result: encodeValue({ value: 5n }) } },
     { failure: { id: 2, code: 3, message: "bad ✓ input" } },
     { watchStarted: { watchId: 7, startVersion: "12" } },
+    { watchStarted: { watchId: 8, startVersion: "", replayCount: 0 } },
+    { watchStarted: { watchId: 9, startVersion: "3", replayCount: 70_000 } },
     { watchEvents: { watchId: 7, events: encodeValue([{ type: "changed", version: 13n, value: new Uint8Array(300) }]) } },
     { watchEnded: { watchId: 7, code: 0, message: "" } },
     { result: { id: 0, result: encodeValue(null) } },
@@ -98,6 +100,8 @@ describe("Connect wire codec", () => {
     assert.deepStrictEqual(viaProtobufjs(ServerBatchType, bytes), plain(ServerBatchType, serverBatch));
     const theirs = ServerBatchType.encode(ServerBatchType.fromObject(serverBatch)).finish();
     assert.deepStrictEqual(plain(ServerBatchType, decodeServerBatch(theirs)), plain(ServerBatchType, serverBatch));
+    const started = decodeServerBatch(theirs).frames.map((frame) => frame.watchStarted?.replayCount);
+    assert.deepStrictEqual(started.slice(2, 5), [null, 0, 70_000], "an absent replay count reads as null, a present zero stays present");
   });
 
   it("builds result frames and batches from pieces that read as the same messages", () => {
@@ -187,7 +191,7 @@ describe("Connect wire codec", () => {
       result: (id, buf, start, end) => seen.push(["result", id, decodeValue(buf.subarray(start, end))]),
       frame: (frame) => seen.push(Object.keys(frame)[0]),
     });
-    assert.deepStrictEqual(seen, [["result", 1, { value: 5n }], "failure", "watchStarted", "watchEvents", "watchEnded", ["result", 0, null]]);
+    assert.deepStrictEqual(seen, [["result", 1, { value: 5n }], "failure", "watchStarted", "watchStarted", "watchStarted", "watchEvents", "watchEnded", ["result", 0, null]]);
   });
 
   it("writes requests from the client's bookkeeping as standard messages, split where asked", () => {

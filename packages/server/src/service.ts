@@ -470,7 +470,8 @@ export class StreamHandler {
       if (served.stop.status !== undefined) this.watchEnded(id, served.stop.status);
       return;
     }
-    this.push({ frame: { watchStarted: { watchId: id, startVersion: stream.startVersion?.toString() ?? "" } } });
+    const startVersion = stream.startVersion?.toString() ?? "";
+    this.push({ frame: { watchStarted: { watchId: id, startVersion, replayCount: stream.replayCount ?? null } } });
     await this.pump(served, stream);
   }
 

@@ -73,6 +73,11 @@ describe("etcd store: shared watches", () => {
       ...Array.from({ length: 2 }, (): WatchRequest => ({ prefix: "b", replay: true })),
     ];
     const watches = await Promise.all(requests.map((request) => watch(ref, request)));
+    assert.deepEqual(
+      watches.map((stream) => stream.replayCount),
+      requests.map((request) => (request.replay !== true ? undefined : request.prefix === undefined ? 1 : 0)),
+      "a replay reports how many initial items it queued, after the key filter",
+    );
     assert.equal(await etcdWatchers(), idle + 1, "one etcd watch for 20 watchers");
     const other = await watch({ type: "map", name: unique("map") });
     assert.equal(await etcdWatchers(), idle + 2, "another primitive has its own");
@@ -152,6 +157,7 @@ describe("etcd store: shared watches", () => {
       seen = initial.length + live.length;
     }
     // The snapshot holds the puts acknowledged before the join, and maybe the one then in flight.
+    assert.equal(replaying.replayCount, initial.length);
     assert.ok(initial.length >= 30 && initial.length <= writtenWhenJoined + 1, `snapshot of ${initial.length} entries`);
     assert.deepEqual(initial.map((e) => describeEvent(e)[1]).sort(), all.slice(0, initial.length).map((e) => describeEvent(e)[1]));
     assert.deepEqual(live, all.slice(initial.length), "after the snapshot: exactly the later changes");

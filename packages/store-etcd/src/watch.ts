@@ -62,6 +62,8 @@ export class PrimitiveWatch implements FeedListener {
   private skip: Resume | undefined;
   /** Where the subscription starts: every change delivered has a greater version (EventStream.startVersion). */
   startVersion: bigint | undefined;
+  /** With `replay`: the initial items queued before going live (EventStream.replayCount). */
+  replayCount: number | undefined;
 
   constructor(private readonly setup: WatchSetup) {
     this.decoder = setup.decoder();
@@ -95,7 +97,9 @@ export class PrimitiveWatch implements FeedListener {
     this.revision = head;
     this.startVersion = headVersion(head);
     if (this.setup.request.replay === true) {
-      for (const { event, version } of this.decoder.load(current.kvs, head)) this.emit(event, version, true);
+      let count = 0;
+      for (const { event, version } of this.decoder.load(current.kvs, head)) if (this.emit(event, version, true)) count++;
+      this.replayCount = count;
     } else {
       this.decoder.load(current.kvs, head);
     }
@@ -238,10 +242,12 @@ export class PrimitiveWatch implements FeedListener {
     return matchesKey(eventKey(this.setup.type, event), this.setup.request);
   }
 
-  private emit(event: PrimitiveEvent<PrimitiveType>, version: bigint, initial: boolean): void {
-    if (!this.keep(event)) return;
+  /** Queues the event if the request's key filter keeps it; says whether it did. */
+  private emit(event: PrimitiveEvent<PrimitiveType>, version: bigint, initial: boolean): boolean {
+    if (!this.keep(event)) return false;
     const out = (initial ? { ...event, version, initial: true } : { ...event, version }) as AnyEvent;
     this.queue.push(out);
+    return true;
   }
 
   /** Ends the watch with an error (session lost, store closed). */
@@ -267,6 +273,9 @@ export function streamOf(watch: PrimitiveWatch): EventStream<PrimitiveType> {
   return {
     get startVersion() {
       return watch.startVersion;
+    },
+    get replayCount() {
+      return watch.replayCount;
     },
     [Symbol.asyncIterator]: () => watch.queue,
     close: async () => {

@@ -70,6 +70,12 @@ export interface EventStream<T extends PrimitiveType> extends AsyncIterable<Runt
    * version). A remote client resumes from it after a reconnect that came before any event.
    */
   readonly startVersion?: bigint | undefined;
+  /**
+   * With `replay`: how many `initial` items come before any change, where the store knows it
+   * once `watch` resolves. A remote client uses it to tell a replay it received whole (resume
+   * from `startVersion`) from one cut short.
+   */
+  readonly replayCount?: number | undefined;
   close(): Promise<void>;
 }
 

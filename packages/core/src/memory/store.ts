@@ -705,11 +705,12 @@ export class MemoryStore implements Runtime {
       ),
     };
     // Catch up first, then register: both happen in this tick, so nothing falls in between.
-    for (const event of this.catchUp(hosted, request)) watcher.queue.push(event);
+    const caughtUp = this.catchUp(hosted, request);
+    for (const event of caughtUp) watcher.queue.push(event);
     hosted.keepHistory = true;
     hosted.watchers.add(watcher);
     state.watchers.add(watcher);
-    return streamOf(watcher.queue, hosted.machine.version);
+    return streamOf(watcher.queue, hosted.machine.version, request.replay === true ? caughtUp.length : undefined);
   }
 
   private catchUp(hosted: Hosted, request: WatchRequest): AnyEvent[] {
@@ -795,9 +796,14 @@ function applyInput(machine: StateMachine<PrimitiveType>, input: MachineInput, c
 
 type AnyStream = EventStream<PrimitiveType>;
 
-function streamOf<T extends PrimitiveType>(queue: AsyncQueue<RuntimeEvent<T>>, startVersion: bigint): EventStream<T> {
+function streamOf<T extends PrimitiveType>(
+  queue: AsyncQueue<RuntimeEvent<T>>,
+  startVersion: bigint,
+  replayCount: number | undefined,
+): EventStream<T> {
   return {
     startVersion,
+    replayCount,
     [Symbol.asyncIterator]: () => queue,
     close: async () => {
       await queue.return();
