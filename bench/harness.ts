@@ -179,22 +179,28 @@ export async function drive(n: number, inFlight: number, op: (i: number) => Prom
   await Promise.all(Array.from({ length: Math.max(1, Math.min(inFlight, n)) }, worker));
 }
 
-/** Finds `n` so that one call of `run(n)` takes about `roundMs`; doubles as the warm-up. */
+/**
+ * Untimed running per side before its rounds, in rounds' time. A client and server pair took
+ * 1–2 s here to reach a steady rate (JIT tiers in both processes); timing that ramp would rank
+ * whichever side warms faster rather than how fast each is.
+ */
+const WARM_UP_ROUNDS = 3;
+
+/** Warms `measure` up, then finds `n` so that one call of `run(n)` takes about `roundMs`. */
 async function calibrate(measure: Measure, roundMs: number): Promise<number> {
-  let n = Math.max(1, measure.minOps ?? 1);
-  // The first batch pays for connections, sessions and cold code: run it untimed.
+  const least = Math.max(1, measure.minOps ?? 1);
+  let n = least;
+  // The first batch pays for connections, sessions and cold code.
   await measure.run(n);
-  const warmMs = Math.max(20, roundMs / 4);
-  const started = performance.now();
+  const batchMs = Math.max(20, roundMs / 4);
+  const warmUntil = performance.now() + roundMs * WARM_UP_ROUNDS;
   for (;;) {
     const t0 = performance.now();
     await measure.run(n);
     const ms = performance.now() - t0;
-    // Stop once a batch is long enough to time well, or warm-up has gone on long enough.
-    if (ms >= warmMs || performance.now() - started > roundMs * 2) {
-      return Math.max(measure.minOps ?? 1, Math.round((n * roundMs) / Math.max(ms, 0.001)));
-    }
-    n *= ms < warmMs / 8 ? 8 : 2;
+    // Size the rounds from a batch long enough to time well, run once the warm-up is over.
+    if (ms >= batchMs && performance.now() >= warmUntil) return Math.max(least, Math.round((n * roundMs) / ms));
+    if (ms < batchMs) n *= ms < batchMs / 8 ? 8 : 2;
   }
 }
 

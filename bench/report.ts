@@ -42,6 +42,7 @@ export function renderReport(results: RunResults): { markdown: string; files: Ma
     "Every workload runs in the same process and the same minute as its baseline — what a user would pick instead — in",
     "alternating rounds (ABBA), so both see the same machine. Figures are medians over the rounds with their spread (± half",
     "the range); latencies are p50/p99 from log-bucket histograms, never averages. The ratio is workload over baseline.",
+    "Each side first runs untimed for three rounds' time, so the rounds measure warm code in every process, not the JIT's ramp.",
     "",
   );
   lines.push("## Machine and versions", "");
