@@ -359,6 +359,53 @@ describe("etcd store: lock short paths", () => {
     await b.close();
   });
 
+  it("a parked caller on its way into the etcd queue keeps its place: a release does not hand the lock past it", async () => {
+    const ref = lockRef();
+    const [a, b, c] = [await store.openSession(), await store.openSession(), await store.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    // Hold back b's request to etcd once its park times out: b is then between the park and the queue.
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    let gate!: () => void;
+    const opened = new Promise<void>((resolve) => (gate = resolve));
+    let caught!: () => void;
+    const heldBack = new Promise<void>((resolve) => (caught = resolve));
+    io.txn = async (...args) => {
+      const [, success] = args;
+      const key = success.map((o) => o.request_put?.key?.toString()).find((k) => k !== undefined);
+      if (key?.includes(`/${b.id}/`) === true) {
+        caught();
+        await opened;
+      }
+      return txn(...args);
+    };
+    try {
+      const order: string[] = [];
+      const take = async (session: RuntimeSession, name: string): Promise<void> => {
+        const granted = await session.execute(ref, { op: "lock" }, { timeoutMs: 10_000 });
+        order.push(name);
+        assert.equal((await session.execute(ref, { op: "unlock", version: granted.version })).unlocked, true);
+      };
+      const first = take(b, "b");
+      await until(() => parked(ref) === 1);
+      // c parks well after b, so it is still parked when b's park times out.
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      const second = take(c, "c");
+      await until(() => parked(ref) === 2);
+      await heldBack;
+      assert.equal((await a.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+      gate();
+      await Promise.all([first, second]);
+      // c was parked at the release (or, had the machine stalled past its park time, queued after b).
+      assert.deepEqual(order, ["b", "c"], "one store's callers are served in the order they called");
+    } finally {
+      gate();
+      io.txn = txn;
+    }
+    assert.equal(await queueLength(ref), 0);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
   it("a hold that ends out of this store's sight (released by another store) still reaches the parked one", async () => {
     const ref = lockRef();
     const [a, b, theirs] = [await store.openSession(), await store.openSession(), await other.openSession()];

@@ -42,6 +42,26 @@ export interface ParkedWaiter {
   wake(): void;
 }
 
+/**
+ * A `lock()` of this process, from its call until its request is in etcd (or it was handed
+ * the lock, or gave up). Per lock, these form a line in call order: one store's requests reach
+ * etcd in that order, and a release hands the lock to a parked waiter only if it is first in
+ * the line — never past an earlier caller on its way from the park into the etcd queue.
+ */
+export interface LineEntry {
+  /** Resolves once every earlier entry of the line has left it. */
+  readonly ready: Promise<void>;
+  /** Set while parked (cleared when woken or taken by a release). */
+  parked: ParkedWaiter | undefined;
+  /** Leaves the line (idempotent). */
+  leave(): void;
+}
+
+/** A line entry as the line keeps it: `done` once it and every entry before it have left. */
+interface InLine extends LineEntry {
+  readonly done: Promise<void>;
+}
+
 /** A waiter of this process, queued right behind the key it is registered under. */
 export interface LocalWaiter {
   readonly key: string;
@@ -66,8 +86,8 @@ export class LocalLocks {
   private readonly waiters = new Map<string, LocalWaiter>();
   /** The keys of the requests waiting in this process (from enqueue to grant or give-up). */
   private readonly queued = new Set<string>();
-  /** Parked `lock()` calls per lock (key base), oldest first. */
-  private readonly parked = new Map<string, ParkedWaiter[]>();
+  /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
+  private readonly lines = new Map<string, InLine[]>();
 
   /** Records a grant; the lock's earlier holds are all over (only the queue head is ever held). */
   granted(base: string, hold: LocalHold): void {
@@ -137,39 +157,57 @@ export class LocalLocks {
     }
   }
 
-  /** Parks `waiter` at the tail of the lock's parked waiters; returns the function that removes it. */
-  park(base: string, waiter: ParkedWaiter): () => void {
-    const line = this.parked.get(base);
-    if (line === undefined) this.parked.set(base, [waiter]);
-    else line.push(waiter);
-    return () => {
-      const current = this.parked.get(base);
-      const index = current?.indexOf(waiter) ?? -1;
-      if (index < 0) return;
-      current!.splice(index, 1);
-      if (current!.length === 0) this.parked.delete(base);
+  /** Puts a `lock()` at the tail of the lock's line. */
+  join(base: string): LineEntry {
+    let line = this.lines.get(base);
+    if (line === undefined) this.lines.set(base, (line = []));
+    // Ready once the entry before is done, which itself waits for the ones before it.
+    const ready = line.at(-1)?.done ?? Promise.resolve();
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const done = Promise.all([ready, finished]).then(() => undefined);
+    const entry: InLine = {
+      ready,
+      done,
+      parked: undefined,
+      leave: () => {
+        entry.parked = undefined;
+        finish();
+        const current = this.lines.get(base);
+        const index = current?.indexOf(entry) ?? -1;
+        if (index < 0) return;
+        current!.splice(index, 1);
+        if (current!.length === 0) this.lines.delete(base);
+      },
     };
+    line.push(entry);
+    return entry;
   }
 
   /** How many `lock()` calls are parked on the lock at `base` (diagnostics and tests). */
   parkedOn(base: string): number {
-    return this.parked.get(base)?.length ?? 0;
+    return this.lines.get(base)?.filter((entry) => entry.parked !== undefined).length ?? 0;
   }
 
-  /** Takes the lock's oldest parked waiter (no other release can take it then). */
+  /**
+   * Takes the parked waiter first in the lock's line (no other release can take it then); none
+   * if the first `lock()` in line is not parked (it is on its way into the etcd queue).
+   */
   takeParked(base: string): ParkedWaiter | undefined {
-    const line = this.parked.get(base);
-    const first = line?.shift();
-    if (line?.length === 0) this.parked.delete(base);
-    return first;
+    const first = this.lines.get(base)?.[0];
+    const parked = first?.parked;
+    if (parked !== undefined) first!.parked = undefined;
+    return parked;
   }
 
   /** The lock was released with no hand-off: every parked waiter of it queues in etcd now. */
   unpark(base: string): void {
-    const line = this.parked.get(base);
-    if (line === undefined) return;
-    this.parked.delete(base);
-    for (const waiter of line) waiter.wake();
+    for (const entry of this.lines.get(base) ?? []) {
+      const parked = entry.parked;
+      if (parked === undefined) continue;
+      entry.parked = undefined;
+      parked.wake();
+    }
   }
 }
 

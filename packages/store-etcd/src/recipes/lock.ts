@@ -53,7 +53,7 @@ import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
 import { hasMarker } from "./entries.js";
-import { localLocks, type LocalHold, type LocalWaiter, type ParkedOutcome, type ParkedWaiter } from "./lock-local.js";
+import { localLocks, type LineEntry, type LocalHold, type LocalWaiter, type ParkedOutcome, type ParkedWaiter } from "./lock-local.js";
 
 /** Held, granted by its own transaction: the grant is the lock's first event of its revision. */
 const HELD = Buffer.from("h");
@@ -203,20 +203,20 @@ const PARK_MS = 200;
  * lock; undefined if it should queue in etcd now. A caller that gives up after a hand-off went
  * through releases what it was handed.
  */
-async function parkBehindLocalHold(ctx: RecipeContext, key: string): Promise<bigint | undefined> {
-  const local = localLocks(ctx.io);
+async function parkBehindLocalHold(ctx: RecipeContext, key: string, turn: LineEntry): Promise<bigint | undefined> {
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   let wake!: () => void;
   const woken = new Promise<void>((resolve) => (wake = resolve));
   const parked: ParkedWaiter = { key, lease: ctx.session.lease, session: ctx.session.id, wake };
-  const leave = local.park(ctx.base, parked);
+  turn.parked = parked;
   let gaveUp = false;
   try {
     await comesWithin(woken, PARK_MS, signal);
   } catch {
     gaveUp = true;
   } finally {
-    leave();
+    // Still in line (unless taken by a release): it queues in etcd in its turn.
+    if (turn.parked === parked) turn.parked = undefined;
   }
   // A release that took this waiter before it left decides the outcome (it always answers).
   const outcome = parked.handOff === undefined ? undefined : await parked.handOff;
@@ -534,11 +534,25 @@ export const lockRecipe: Recipe<"lock"> = {
         const idempotencyKey = optionalIdempotencyKey(operation.idempotencyKey);
         const key = `${prefix}${ctx.session.id}/${idempotencyKey ?? randomUUID()}`;
         const lease = ctx.session.lease;
-        const local = localLocks(ctx.io).hold(ctx.base);
-        if (idempotencyKey !== undefined && local?.key === key) return { version: local.version };
-        if (operation.op === "lock" && local !== undefined) {
-          const handed = await parkBehindLocalHold(ctx, key);
-          if (handed !== undefined) return { version: handed };
+        const local = localLocks(ctx.io);
+        const hold = local.hold(ctx.base);
+        if (idempotencyKey !== undefined && hold?.key === key) return { version: hold.version };
+        // A lock() takes its place in this store's line for the lock now: it is handed the lock,
+        // or its request reaches etcd, only after every earlier lock() of this store.
+        const turn = operation.op === "lock" ? local.join(ctx.base) : undefined;
+        if (turn !== undefined) {
+          let queueNow = false;
+          try {
+            if (hold !== undefined) {
+              const handed = await parkBehindLocalHold(ctx, key, turn);
+              if (handed !== undefined) return { version: handed };
+            }
+            await raceSignal(turn.ready, ctx.signal);
+            queueNow = true;
+          } finally {
+            // In line until its request is answered by etcd (below), unless it is done here.
+            if (!queueNow) turn.leave();
+          }
         }
         let txn;
         try {
@@ -551,6 +565,7 @@ export const lockRecipe: Recipe<"lock"> = {
             idempotencyKey === undefined ? enqueue : [op.txn([cmp.absent(key)], enqueue, [op.get(key)])],
           );
         } catch (error) {
+          turn?.leave();
           // The reply was lost: the request's key is unique, so look for it to learn the outcome.
           const found = await ctx.io.range(key).then((read) => read.kvs[0], () => "unknown" as const);
           if (found === undefined) throw error;
@@ -562,6 +577,7 @@ export const lockRecipe: Recipe<"lock"> = {
           if (isHeld(found)) return granted(ctx, key, versionOfHold(found), createOf(found));
           return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined), createOf(found));
         }
+        turn?.leave();
         const revision = revisionOf(txn);
         if (txn.succeeded) return granted(ctx, key, versionAt(revision), revision);
         const before = idempotencyKey === undefined ? undefined : txn.responses[0]?.response_txn;
