@@ -328,8 +328,12 @@ describe("remote client", () => {
   });
 });
 
-/** Wraps a runtime so lock requests are granted only after `delayMs`, ignoring cancellation. */
-function slowLocks(inner: Runtime, delayMs: number): Runtime {
+/** A runtime whose sessions pass everything to `inner`'s, but for what `override` replaces. */
+function wrapSessions(
+  inner: Runtime,
+  description: string,
+  override: (session: RuntimeSession) => Partial<Pick<RuntimeSession, "execute" | "watch">>,
+): Runtime {
   const wrap = (session: RuntimeSession): RuntimeSession =>
     ({
       get id() {
@@ -341,24 +345,32 @@ function slowLocks(inner: Runtime, delayMs: number): Runtime {
       get signal() {
         return session.signal;
       },
-      execute: async (ref: PrimitiveRef, operation: { op: string }, options?: { signal?: AbortSignal }) => {
-        if (ref.type === "lock" && operation.op === "lock") {
-          await sleep(delayMs);
-          return session.execute(ref, operation as never);
-        }
-        return session.execute(ref, operation as never, options);
-      },
-      watch: (ref: PrimitiveRef, request?: object, options?: object) => session.watch(ref, request, options),
+      execute: (ref: PrimitiveRef, operation: never, options?: object) => session.execute(ref, operation, options),
+      watch: (ref: PrimitiveRef, request?: WatchRequest, options?: object) => session.watch(ref, request, options),
       keepAlive: (options?: object) => session.keepAlive(options),
       close: () => session.close(),
       [Symbol.asyncDispose]: () => session.close(),
+      ...override(session),
     }) as RuntimeSession;
   return {
-    description: "slow locks",
+    description,
     openSession: async (options, call) => wrap(await inner.openSession(options, call)),
     close: () => inner.close(),
     [Symbol.asyncDispose]: () => inner.close(),
   };
+}
+
+/** Wraps a runtime so lock requests are granted only after `delayMs`, ignoring cancellation. */
+function slowLocks(inner: Runtime, delayMs: number): Runtime {
+  return wrapSessions(inner, "slow locks", (session) => ({
+    execute: (async (ref: PrimitiveRef, operation: { op: string }, options?: { signal?: AbortSignal }) => {
+      if (ref.type === "lock" && operation.op === "lock") {
+        await sleep(delayMs);
+        return session.execute(ref, operation as never);
+      }
+      return session.execute(ref, operation as never, options);
+    }) as RuntimeSession["execute"],
+  }));
 }
 
 describe("remote client: a lock granted after the caller gave up", () => {
@@ -436,35 +448,15 @@ function stallingReplay(inner: Runtime, items: number): { runtime: Runtime; arm(
       [Symbol.asyncDispose]: () => stream.close(),
     };
   };
-  const wrap = (session: RuntimeSession): RuntimeSession =>
-    ({
-      get id() {
-        return session.id;
-      },
-      get ttlMs() {
-        return session.ttlMs;
-      },
-      get signal() {
-        return session.signal;
-      },
-      execute: (ref: PrimitiveRef, operation: never, options?: object) => session.execute(ref, operation, options),
-      watch: async (ref: PrimitiveRef, request?: WatchRequest, options?: object) => {
+  return {
+    runtime: wrapSessions(inner, "stalling replays", (session) => ({
+      watch: (async (ref: PrimitiveRef, request?: WatchRequest, options?: object) => {
         const stream = await session.watch(ref, request, options);
         if (!armed || request?.replay !== true) return stream;
         armed = false;
         return stall(stream);
-      },
-      keepAlive: (options?: object) => session.keepAlive(options),
-      close: () => session.close(),
-      [Symbol.asyncDispose]: () => session.close(),
-    }) as RuntimeSession;
-  return {
-    runtime: {
-      description: "stalling replays",
-      openSession: async (options, call) => wrap(await inner.openSession(options, call)),
-      close: () => inner.close(),
-      [Symbol.asyncDispose]: () => inner.close(),
-    },
+      }) as RuntimeSession["watch"],
+    })),
     arm: () => (armed = true),
     release: () => release(),
   };
