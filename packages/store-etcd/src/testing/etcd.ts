@@ -152,6 +152,7 @@ class Cluster implements EtcdCluster {
     child.stderr?.on("data", (chunk: string) => {
       member.stderrTail = (member.stderrTail + chunk).slice(-4000);
     });
+    killOnExit(child);
     member.exited = new Promise((resolve) => {
       child.once("exit", () => resolve());
       child.once("error", (error) => {
@@ -273,4 +274,17 @@ async function statusOf(clientUrl: string): Promise<{ memberId: string; leader: 
   } catch {
     return undefined;
   }
+}
+
+/** Members still running; a process that dies without stop() (an uncaught error) kills them. */
+const running = new Set<ChildProcess>();
+
+function killOnExit(child: ChildProcess): void {
+  if (!process.listeners("exit").includes(killRunning)) process.on("exit", killRunning);
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+}
+
+function killRunning(): void {
+  for (const child of running) child.kill("SIGKILL");
 }
