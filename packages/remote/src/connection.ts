@@ -600,7 +600,7 @@ export class Connection {
    * handled now; the rest waits for the next turn of the event loop. The callers woken by the
    * first half send their next operations meanwhile (their batch goes out in this turn's check
    * phase), so the server works on those while this process handles the second half: the two
-   * processes overlap instead of taking turns, which measured 1.5–1.8× the throughput at 64 in
+   * processes overlap instead of taking turns, which measured 1.3–1.8× the throughput at 64 in
    * flight. Answers stay in order: while any are held, later ones queue behind them.
    */
   private receive(message: Buffer): void {
