@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the servers the tests and benchmarks start as child processes: etcd (the etcd
-# store's tests) and redis-server (benchmark comparisons), from Debian's packages.
+# store's tests) and redis-server (benchmark comparisons), from Debian's packages; and openssl,
+# which makes the throwaway certificates of the etcd-over-TLS tests.
 set -euo pipefail
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server etcd-client)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${need[*]}. Install them with: sudo apt-get install -y ${need[*]}" >&2

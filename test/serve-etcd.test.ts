@@ -12,6 +12,7 @@ import { createClient } from "@atomix-ts/sdk";
 import { buildRuntime, loadConfigFile, startServer } from "@atomix-ts/server";
 import { createEtcdStore } from "@atomix-ts/store-etcd";
 import { startEtcd } from "@atomix-ts/store-etcd/testing";
+import { spawnServer } from "@atomix-ts/server/testing";
 import { runAtomix } from "./process/child.js";
 
 describe("atomix serve with the etcd store", () => {
@@ -25,6 +26,9 @@ describe("atomix serve with the etcd store", () => {
       [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: 1 }, /prefix/],
       [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], prefix: "a#" }, /#/],
       [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], requestTimeoutMs: 0 }, /requestTimeoutMs/],
+      [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: "ca.crt" }, /"tls" must be an object/],
+      [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: { ca: "ca.crt" } }, /unknown tls field "ca"/],
+      [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: { caFile: "/nonexistent/ca.crt" } }, /cannot read tls.caFile/],
     ];
     for (const [store, message] of bad) {
       await assert.rejects(buildRuntime({ stores: { shared: store as { type: string } } }), (error: unknown) => {
@@ -78,6 +82,38 @@ describe("atomix serve with the etcd store", () => {
         assert.equal(await (await client.getCounter("hits")).get(), expected);
         await client.close();
         await direct.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves over TLS with --etcd-ca, --etcd-cert and --etcd-key (etcd requiring client certificates)", async () => {
+    await using etcd = await startEtcd({ tls: true });
+    const dir = await mkdtemp(join(tmpdir(), "atomix-serve-etcd-tls-"));
+    try {
+      const file = async (name: string, pem: Buffer): Promise<string> => {
+        await writeFile(join(dir, name), pem);
+        return join(dir, name);
+      };
+      const tls = etcd.tls!;
+      const args = ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(",")];
+      args.push("--etcd-ca", await file("ca.crt", tls.ca), "--etcd-cert", await file("client.crt", tls.cert), "--etcd-key", await file("client.key", tls.key));
+      const server = await spawnServer(args);
+      try {
+        const runtime = createRemoteRuntime({ address: server.address });
+        const client = createClient({ runtime });
+        try {
+          const lock = await client.getLock("tls-lock");
+          const handle = await lock.lock();
+          assert.equal(await (await client.getCounter("tls-hits")).increment(3n), 3n);
+          await handle.unlock();
+        } finally {
+          await client.close();
+          await runtime.close();
+        }
+      } finally {
+        await server.stop();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@
  * }
  * ```
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { EtcdStoreOptions } from "@atomix-ts/store-etcd";
 import { createSqliteStore } from "@atomix-ts/store-sqlite";
@@ -60,17 +61,20 @@ const storeFactories = new Map<string, StoreFactory>([
 
 /**
  * An etcd store's options from its configuration:
- * `{ "type": "etcd", "endpoints": ["http://10.0.0.1:2379", …], "prefix": "atomix/", "requestTimeoutMs": 2000 }`.
+ * `{ "type": "etcd", "endpoints": ["https://10.0.0.1:2379", …], "prefix": "atomix/", "requestTimeoutMs": 2000,
+ *    "tls": { "caFile": "ca.crt", "certFile": "client.crt", "keyFile": "client.key" } }`.
  * The server keeps no state of its own in front of etcd: sessions are etcd leases kept alive
- * by the keep-alives its clients send. @throws InvalidError naming the bad field.
+ * by the keep-alives its clients send. TLS files are read here, at start-up.
+ * @throws InvalidError naming the bad field.
  */
 export function etcdOptionsOf(config: StoreConfig): EtcdStoreOptions {
+  const known = ["endpoints", "prefix", "requestTimeoutMs", "tls"];
   for (const key of Object.keys(config)) {
-    if (!["type", "endpoints", "prefix", "requestTimeoutMs"].includes(key)) {
-      throw new InvalidError(`etcd store: unknown field ${JSON.stringify(key)} (known: endpoints, prefix, requestTimeoutMs)`);
+    if (key !== "type" && !known.includes(key)) {
+      throw new InvalidError(`etcd store: unknown field ${JSON.stringify(key)} (known: ${known.join(", ")})`);
     }
   }
-  const { endpoints, prefix, requestTimeoutMs } = config;
+  const { endpoints, prefix, requestTimeoutMs, tls } = config;
   if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === "string" && e.length > 0)) {
     throw new InvalidError("etcd store: \"endpoints\" must be a non-empty array of client URLs, e.g. [\"http://127.0.0.1:2379\"]");
   }
@@ -81,7 +85,28 @@ export function etcdOptionsOf(config: StoreConfig): EtcdStoreOptions {
   const options: EtcdStoreOptions = { endpoints: endpoints as string[] };
   if (prefix !== undefined) options.prefix = prefix;
   if (requestTimeoutMs !== undefined) options.requestTimeoutMs = requestTimeoutMs;
+  if (tls !== undefined) options.tls = etcdTlsOf(tls);
   return options;
+}
+
+/** `{ caFile?, certFile?, keyFile? }`: PEM files, read now. */
+function etcdTlsOf(tls: unknown): NonNullable<EtcdStoreOptions["tls"]> {
+  if (typeof tls !== "object" || tls === null || Array.isArray(tls)) {
+    throw new InvalidError("etcd store: \"tls\" must be an object: { \"caFile\", \"certFile\", \"keyFile\" }");
+  }
+  const files: Record<string, string> = { caFile: "ca", certFile: "cert", keyFile: "key" };
+  const out: NonNullable<EtcdStoreOptions["tls"]> = {};
+  for (const [field, path] of Object.entries(tls)) {
+    const option = files[field];
+    if (option === undefined) throw new InvalidError(`etcd store: unknown tls field ${JSON.stringify(field)} (known: caFile, certFile, keyFile)`);
+    if (typeof path !== "string" || path.length === 0) throw new InvalidError(`etcd store: tls.${field} must be a file path`);
+    try {
+      out[option as "ca" | "cert" | "key"] = readFileSync(path);
+    } catch (error) {
+      throw new InvalidError(`etcd store: cannot read tls.${field} ${JSON.stringify(path)}: ${(error as Error).message}`);
+    }
+  }
+  return out;
 }
 
 /** Makes a store type available to configurations (`sqlite`, `etcd` register themselves here). */

@@ -25,9 +25,6 @@ import {
   type IRangeResponse,
   type ITxnRequest,
   type ITxnResponse,
-  type IDuplexStream,
-  type IWatchRequest,
-  type IWatchResponse,
 } from "etcd3";
 import {
   AtomixError,
@@ -50,8 +47,23 @@ const NEVER = callScope().signal;
 
 export type { ICompare, IKeyValue, IRequestOp, IResponseOp, IRangeResponse, ITxnResponse };
 
+/**
+ * TLS towards etcd (its `--cert-file`/`--key-file`, and `--client-cert-auth` for client
+ * certificates). PEM text or bytes. Used with `https://` endpoints.
+ */
+export interface EtcdTlsOptions {
+  /** The CA that signed the members' certificates (default: the system's roots). */
+  ca?: string | Uint8Array | undefined;
+  /** Client certificate chain, for members started with `--client-cert-auth`. */
+  cert?: string | Uint8Array | undefined;
+  /** The client certificate's private key. */
+  key?: string | Uint8Array | undefined;
+}
+
 export interface EtcdIoOptions {
   endpoints: string[];
+  /** TLS settings for `https://` endpoints. */
+  tls?: EtcdTlsOptions | undefined;
   /**
    * Deadline of each etcd call (default 2000 ms). A write caught in flight by a leader failure
    * waits this long before it fails (outcome unknown), so this bounds that stall.
@@ -61,6 +73,32 @@ export interface EtcdIoOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** TLS options as buffers; rejects a mix of http and https endpoints, or half a client identity. */
+function checkTls(tls: EtcdTlsOptions | undefined, endpoints: string[]): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  const secure = endpoints.filter((endpoint) => endpoint.startsWith("https://")).length;
+  if (secure !== 0 && secure !== endpoints.length) {
+    throw new InvalidError("etcd endpoints must all be https:// or all http://");
+  }
+  if (tls === undefined) return undefined;
+  if (secure === 0) throw new InvalidError("tls settings need https:// endpoints");
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new InvalidError("a client certificate needs its key, and a key its certificate");
+  }
+  const buffer = (pem: string | Uint8Array | undefined, name: string): Buffer | undefined => {
+    if (pem === undefined) return undefined;
+    if (typeof pem !== "string" && !(pem instanceof Uint8Array)) throw new InvalidError(`tls.${name} must be PEM text or bytes`);
+    return Buffer.from(pem);
+  };
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  const ca = buffer(tls.ca, "ca");
+  const cert = buffer(tls.cert, "cert");
+  const key = buffer(tls.key, "key");
+  if (ca !== undefined) out.ca = ca;
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  return out;
+}
 
 /** A key as etcd bytes. */
 export const kb = (key: string): Buffer => Buffer.from(enc.encode(key));
@@ -194,10 +232,9 @@ export class EtcdIo {
   readonly keyWatchStream = new KeyWatchStream(() => this.openWatch());
   /**
    * Range, Txn and watch streams, which every operation makes or causes, over node's http2
-   * (`grpc-http2.ts`: a third of grpc-js's CPU per call). Undefined with https endpoints, which
-   * stay on grpc-js.
+   * (`grpc-http2.ts`: a third of grpc-js's CPU per call), with TLS for https endpoints.
    */
-  readonly http2: GrpcHttp2 | undefined;
+  readonly http2: GrpcHttp2;
 
   constructor(options: EtcdIoOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -205,8 +242,13 @@ export class EtcdIo {
     }
     this.endpoints = options.endpoints;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 2000;
+    const tls = checkTls(options.tls, options.endpoints);
     this.client = new Etcd3({
       hosts: options.endpoints,
+      // Leases go through etcd3 (grpc-js): its TLS must match the http2 transport's.
+      ...(tls?.ca === undefined && tls?.cert === undefined
+        ? {}
+        : { credentials: { rootCertificate: tls.ca as Buffer, privateKey: tls.key, certChain: tls.cert } }),
       faultHandling: {
         // No global retry: a write whose reply was lost may have applied. Reads retry below.
         global: noop,
@@ -216,8 +258,7 @@ export class EtcdIo {
         host: () => noop,
       },
     });
-    const secure = options.endpoints.some((endpoint) => endpoint.startsWith("https:"));
-    this.http2 = secure ? undefined : new GrpcHttp2(options.endpoints);
+    this.http2 = new GrpcHttp2(options.endpoints, tls);
   }
 
   private deadline(): { deadline: Date } {
@@ -230,13 +271,11 @@ export class EtcdIo {
   }
 
   private async rangeCall(request: IRangeRequest): Promise<IRangeResponse> {
-    if (this.http2 === undefined) return this.client.kv.range(request, this.deadline());
     const reply = await this.http2.unary(kvRange.path, kvRange.encode(request), Date.now() + this.requestTimeoutMs);
     return kvRange.decode(reply);
   }
 
   private async txnCall(request: ITxnRequest): Promise<ITxnResponse> {
-    if (this.http2 === undefined) return this.client.kv.txn(request, this.deadline());
     const reply = await this.http2.unary(kvTxn.path, kvTxn.encode(request), Date.now() + this.requestTimeoutMs);
     return kvTxn.decode(reply);
   }
@@ -296,12 +335,11 @@ export class EtcdIo {
   }
 
   /** Opens a watch stream (the caller writes its create request). @throws UnavailableError */
-  async openWatch(): Promise<WatchStream> {
+  openWatch(): Promise<WatchStream> {
     try {
-      if (this.http2 !== undefined) return this.http2.duplex(watchStream.path, watchStream.encode, watchStream.decode);
-      return (await this.client.watchClient.watch()) as IDuplexStream<IWatchRequest, IWatchResponse> & WatchStream;
+      return Promise.resolve(this.http2.duplex(watchStream.path, watchStream.encode, watchStream.decode));
     } catch (error) {
-      throw mapEtcdError(error, false);
+      return Promise.reject(mapEtcdError(error, false));
     }
   }
 
@@ -316,7 +354,7 @@ export class EtcdIo {
 
   close(): void {
     this.keyWatchStream.close();
-    this.http2?.close();
+    this.http2.close();
     this.client.close();
   }
 

@@ -49,7 +49,11 @@ export class GrpcHttp2 {
   /** How many http2 connections were opened (diagnostics: a cancelled call must not cost one). */
   connectionsOpened = 0;
 
-  constructor(endpoints: readonly string[]) {
+  constructor(
+    endpoints: readonly string[],
+    /** TLS for https:// members (CA, client certificate and key). */
+    private readonly tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer },
+  ) {
     this.members = endpoints.map((endpoint) => ({
       url: /^[a-z]+:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`,
       connection: undefined,
@@ -138,7 +142,7 @@ export class GrpcHttp2 {
   private connect(member: Member): Connection {
     const existing = member.connection;
     if (existing !== undefined && !existing.session.closed && !existing.session.destroyed) return existing;
-    const session = http2.connect(member.url);
+    const session = this.tls === undefined ? http2.connect(member.url) : http2.connect(member.url, this.tls);
     this.connectionsOpened++;
     const connection: Connection = { session, connected: false, active: 0 };
     member.connection = connection;

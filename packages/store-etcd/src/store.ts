@@ -27,7 +27,7 @@ import {
   type SessionOptions,
   type WatchRequest,
 } from "@atomix-ts/core";
-import { EtcdIo } from "./etcd-io.js";
+import { EtcdIo, type EtcdTlsOptions } from "./etcd-io.js";
 import { checkFence, fencedTxn, resolveFence } from "./fence.js";
 import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
 import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
@@ -37,8 +37,14 @@ import { localLocks } from "./recipes/lock-local.js";
 import { PrimitiveWatch, streamOf } from "./watch.js";
 
 export interface EtcdStoreOptions {
-  /** Client URLs of the etcd members, e.g. `["http://127.0.0.1:2379"]`. */
+  /** Client URLs of the etcd members, e.g. `["http://127.0.0.1:2379"]` (all http:// or all https://). */
   endpoints: string[];
+  /**
+   * TLS for `https://` endpoints: the CA that signed the members' certificates (default: the
+   * system's roots), and a client certificate and key for members started with
+   * `--client-cert-auth`. PEM text or bytes.
+   */
+  tls?: EtcdTlsOptions;
   /** Every key this store writes starts with it (default `atomix/`). Must not contain `#`. */
   prefix?: string;
   /**
@@ -92,7 +98,7 @@ export class EtcdStore implements Runtime {
     if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidError("defaultSessionTtlMs must be a positive number");
     this.defaultSessionTtlMs = ttl;
     this.watchBufferSize = options.watchBufferSize ?? 10_000;
-    this.io = new EtcdIo({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs });
+    this.io = new EtcdIo({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs, tls: options.tls });
     this.description = `etcd ${options.endpoints.join(",")}`;
   }
 

@@ -16,6 +16,9 @@ export interface ServeFlags {
   dataDir?: string;
   etcdEndpoints?: string;
   etcdPrefix?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
   config?: string;
   maxMessageBytes?: string;
   sessionTtlMs?: string;
@@ -29,12 +32,13 @@ function integer(value: string | undefined, flag: string): number | undefined {
   return Number(value);
 }
 
+const usesEtcdFlags = (flags: ServeFlags): boolean =>
+  [flags.etcdEndpoints, flags.etcdPrefix, flags.etcdCa, flags.etcdCert, flags.etcdKey].some((flag) => flag !== undefined);
+
 /** The one-store configuration `--store` and its flags stand for. @throws InvalidError for flags that do not fit the store. */
 function storeFlagsConfig(type: string, flags: ServeFlags): ServerConfig {
   if (type !== "etcd") {
-    if (flags.etcdEndpoints !== undefined || flags.etcdPrefix !== undefined) {
-      throw new InvalidError("--etcd-endpoints and --etcd-prefix go with --store etcd");
-    }
+    if (usesEtcdFlags(flags)) throw new InvalidError("the --etcd-* flags go with --store etcd");
     return singleStoreConfig(type, flags.dataDir);
   }
   // In front of etcd the server keeps no state: no data directory.
@@ -43,13 +47,20 @@ function storeFlagsConfig(type: string, flags: ServeFlags): ServerConfig {
   if (endpoints.length === 0) {
     throw new InvalidError("--store etcd needs --etcd-endpoints: the client URLs of the etcd members, comma-separated (e.g. http://127.0.0.1:2379)");
   }
-  return singleStoreConfig("etcd", undefined, flags.etcdPrefix === undefined ? { endpoints } : { endpoints, prefix: flags.etcdPrefix });
+  const tls: Record<string, string> = {};
+  if (flags.etcdCa !== undefined) tls["caFile"] = flags.etcdCa;
+  if (flags.etcdCert !== undefined) tls["certFile"] = flags.etcdCert;
+  if (flags.etcdKey !== undefined) tls["keyFile"] = flags.etcdKey;
+  return singleStoreConfig("etcd", undefined, {
+    endpoints,
+    ...(flags.etcdPrefix === undefined ? {} : { prefix: flags.etcdPrefix }),
+    ...(Object.keys(tls).length === 0 ? {} : { tls }),
+  });
 }
 
 /** Runs the server described by the flags until a signal asks it to stop. */
 export async function serve(flags: ServeFlags, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const etcdFlags = flags.etcdEndpoints !== undefined || flags.etcdPrefix !== undefined;
-  if (flags.config !== undefined && (flags.store !== undefined || flags.dataDir !== undefined || etcdFlags)) {
+  if (flags.config !== undefined && (flags.store !== undefined || flags.dataDir !== undefined || usesEtcdFlags(flags))) {
     throw new InvalidError("--config describes the stores: do not combine it with --store, --data-dir or --etcd-*");
   }
   const config: ServerConfig =
@@ -89,6 +100,9 @@ export function addServeCommand(program: Command): void {
     .option("--data-dir <dir>", "where the sqlite store keeps its files (default ./atomix-data)")
     .option("--etcd-endpoints <urls>", "with --store etcd: the etcd members' client URLs, comma-separated")
     .option("--etcd-prefix <prefix>", "with --store etcd: the key prefix of every key it writes (default atomix/)")
+    .option("--etcd-ca <file>", "with --store etcd over https: the CA that signed the members' certificates (PEM)")
+    .option("--etcd-cert <file>", "with --store etcd over https: a client certificate (PEM), for --client-cert-auth")
+    .option("--etcd-key <file>", "with --store etcd over https: the client certificate's key (PEM)")
     .option("--config <file>", "JSON file naming stores and routing rules (see docs/server-config.md)")
     .option("--max-message-bytes <n>", "largest gRPC message received or sent (default 4 MiB)")
     .option("--session-ttl-ms <ms>", "session TTL for clients that ask for none (default 10000)")

@@ -3,8 +3,8 @@
  * processes (free ports found at run time, tuned election timings, temporary data dirs) and
  * stops them by PID. Every fixture is disposable: `await using etcd = await startEtcd()`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +20,19 @@ export interface EtcdMemberOptions {
   binary?: string;
   /** Extra flags, e.g. `--auto-compaction-retention=1`. */
   extraArgs?: string[];
+  /**
+   * Serve clients over TLS only (https:// endpoints), with certificates from a throwaway CA
+   * (made with `openssl`), and require client certificates (`--client-cert-auth`): pass the
+   * cluster's `tls` to the store. Health checks go to a plain-http metrics URL.
+   */
+  tls?: boolean;
+}
+
+/** What a client needs to talk to a TLS cluster: the CA, and a client certificate and key (PEM). */
+export interface EtcdClientTls {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
 }
 
 /** One etcd process and how to reach it. */
@@ -37,6 +50,8 @@ export interface EtcdCluster extends AsyncDisposable {
   readonly members: readonly EtcdMember[];
   /** Client URLs of every member (pass them all to the store). */
   readonly endpoints: string[];
+  /** With `tls`: the CA and a client certificate for the store. */
+  readonly tls: EtcdClientTls | undefined;
   /** SIGKILLs a member (the data dir stays, so it can be restarted). */
   kill(index: number): Promise<void>;
   /** Restarts a stopped member with its data dir and waits for the cluster to be healthy. */
@@ -73,6 +88,8 @@ class Member implements EtcdMember {
     readonly clientUrl: string,
     readonly peerUrl: string,
     readonly dataDir: string,
+    /** Where /health answers: the client URL, or a plain-http metrics URL with TLS. */
+    readonly healthUrl: string,
   ) {}
 
   get pid(): number | undefined {
@@ -92,14 +109,21 @@ export function startEtcd(options: EtcdMemberOptions = {}): Promise<EtcdCluster>
 export async function startEtcdCluster(size = 3, options: EtcdMemberOptions = {}): Promise<EtcdCluster> {
   const root = await mkdtemp(join(tmpdir(), "atomix-etcd-"));
   const members: Member[] = [];
+  let certs: Certificates | undefined;
+  try {
+    certs = options.tls === true ? await makeCertificates(root) : undefined;
+  } catch (error) {
+    await rm(root, { recursive: true, force: true });
+    throw error;
+  }
   for (let i = 0; i < size; i++) {
     const clientPort = await freePort();
     const peerPort = await freePort();
-    members.push(
-      new Member(`m${i}`, `http://127.0.0.1:${clientPort}`, `http://127.0.0.1:${peerPort}`, join(root, `m${i}`)),
-    );
+    const client = `${certs === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`;
+    const health = certs === undefined ? client : `http://127.0.0.1:${await freePort()}`;
+    members.push(new Member(`m${i}`, client, `http://127.0.0.1:${peerPort}`, join(root, `m${i}`), health));
   }
-  const cluster = new Cluster(members, root, options);
+  const cluster = new Cluster(members, root, options, certs);
   try {
     for (let i = 0; i < size; i++) cluster.launch(i, "new");
     await cluster.waitHealthy();
@@ -117,10 +141,15 @@ class Cluster implements EtcdCluster {
     readonly members: Member[],
     private readonly root: string,
     private readonly options: EtcdMemberOptions,
+    private readonly certs: Certificates | undefined,
   ) {}
 
   get endpoints(): string[] {
     return this.members.map((m) => m.clientUrl);
+  }
+
+  get tls(): EtcdClientTls | undefined {
+    return this.certs?.client;
   }
 
   launch(index: number, state: "new" | "existing"): void {
@@ -141,6 +170,15 @@ class Cluster implements EtcdCluster {
       "--logger=zap",
       "--log-outputs=stderr",
       "--log-level=warn",
+      ...(this.certs === undefined
+        ? []
+        : [
+            `--cert-file=${this.certs.serverCertFile}`,
+            `--key-file=${this.certs.serverKeyFile}`,
+            `--trusted-ca-file=${this.certs.caFile}`,
+            "--client-cert-auth",
+            `--listen-metrics-urls=${member.healthUrl}`,
+          ]),
       ...(this.options.extraArgs ?? []),
     ];
     const child = spawn(this.options.binary ?? process.env["ETCD_BIN"] ?? "etcd", args, {
@@ -171,7 +209,7 @@ class Cluster implements EtcdCluster {
         if (!member.running) {
           throw new Error(`etcd member ${member.name} exited during start-up:\n${member.stderrTail}`);
         }
-        if (await healthy(member.clientUrl)) break;
+        if (await healthy(member.healthUrl)) break;
         if (Date.now() > deadline) throw new Error(`etcd member ${member.name} not healthy in time:\n${member.stderrTail}`);
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
@@ -250,9 +288,9 @@ async function stopMember(member: Member): Promise<void> {
   member.process = undefined;
 }
 
-async function healthy(clientUrl: string): Promise<boolean> {
+async function healthy(url: string): Promise<boolean> {
   try {
-    const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+    const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await response.json()) as { health?: string };
     return body.health === "true";
   } catch {
@@ -287,4 +325,39 @@ function killOnExit(child: ChildProcess): void {
 
 function killRunning(): void {
   for (const child of running) child.kill("SIGKILL");
+}
+
+interface Certificates {
+  readonly caFile: string;
+  readonly serverCertFile: string;
+  readonly serverKeyFile: string;
+  readonly client: EtcdClientTls;
+}
+
+/** A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (P-256 keys). */
+async function makeCertificates(root: string): Promise<Certificates> {
+  const file = (name: string): string => join(root, name);
+  const openssl = (...args: string[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      execFile("openssl", args, { cwd: root }, (error, _stdout, stderr) => {
+        if (error === null) resolve();
+        else reject(new Error(`openssl ${args[0]} failed (Debian package openssl): ${stderr || error.message}`));
+      });
+    });
+  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await openssl("req", "-x509", ...key, "-keyout", file("ca.key"), "-out", file("ca.crt"), "-days", "2", "-subj", "/CN=atomix test CA");
+  for (const [name, usage] of [
+    ["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth"],
+    ["client", "extendedKeyUsage=clientAuth"],
+  ] as const) {
+    await writeFile(file(`${name}.ext`), usage);
+    await openssl("req", ...key, "-keyout", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=atomix test ${name}`);
+    await openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file(`${name}.crt`), "-days", "2", "-extfile", file(`${name}.ext`));
+  }
+  return {
+    caFile: file("ca.crt"),
+    serverCertFile: file("server.crt"),
+    serverKeyFile: file("server.key"),
+    client: { ca: await readFile(file("ca.crt")), cert: await readFile(file("client.crt")), key: await readFile(file("client.key")) },
+  };
 }
