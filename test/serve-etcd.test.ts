@@ -2,6 +2,7 @@
 // checks, the `--store etcd --etcd-endpoints …` flags, and that the server keeps no state of its
 // own (a second server on the same etcd sees the first one's writes).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +30,9 @@ describe("atomix serve with the etcd store", () => {
       [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: "ca.crt" }, /"tls" must be an object/],
       [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: { ca: "ca.crt" } }, /unknown tls field "ca"/],
       [{ type: "etcd", endpoints: ["https://127.0.0.1:2379"], tls: { caFile: "/nonexistent/ca.crt" } }, /cannot read tls.caFile/],
+      [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], auth: { username: "root" } }, /exactly one of "password" and "passwordEnv"/],
+      [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], auth: { user: "root", password: "x" } }, /"auth" must be/],
+      [{ type: "etcd", endpoints: ["http://127.0.0.1:2379"], auth: { username: "root", passwordEnv: "ATOMIX_TEST_UNSET_VARIABLE" } }, /names no set environment variable/],
     ];
     for (const [store, message] of bad) {
       await assert.rejects(buildRuntime({ stores: { shared: store as { type: string } } }), (error: unknown) => {
@@ -117,6 +121,37 @@ describe("atomix serve with the etcd store", () => {
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves with etcd authentication: --etcd-user, the password from $ATOMIX_ETCD_PASSWORD", async () => {
+    await using etcd = await startEtcd();
+    const endpoint = etcd.endpoints[0]!;
+    const etcdctl = (...args: string[]): Promise<void> =>
+      new Promise((resolve, reject) => {
+        execFile("etcdctl", [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: "3" } }, (error, _out, stderr) =>
+          error === null ? resolve() : reject(new Error(stderr || error.message)),
+        );
+      });
+    await etcdctl("user", "add", "root:pw-from-env", "--interactive=false");
+    await etcdctl("user", "grant-role", "root", "root");
+    await etcdctl("auth", "enable");
+    const args = ["--store", "etcd", "--etcd-endpoints", endpoint, "--etcd-user", "root"];
+    const missing = await runAtomix(["serve", "--port", "0", ...args], { ATOMIX_ETCD_PASSWORD: undefined });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /ATOMIX_ETCD_PASSWORD/);
+    const server = await spawnServer(args, { env: { ATOMIX_ETCD_PASSWORD: "pw-from-env" } });
+    try {
+      const runtime = createRemoteRuntime({ address: server.address });
+      const client = createClient({ runtime });
+      try {
+        assert.equal(await (await client.getCounter("auth-hits")).increment(2n), 2n);
+      } finally {
+        await client.close();
+        await runtime.close();
+      }
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -68,13 +68,13 @@ const storeFactories = new Map<string, StoreFactory>([
  * @throws InvalidError naming the bad field.
  */
 export function etcdOptionsOf(config: StoreConfig): EtcdStoreOptions {
-  const known = ["endpoints", "prefix", "requestTimeoutMs", "tls"];
+  const known = ["endpoints", "prefix", "requestTimeoutMs", "tls", "auth"];
   for (const key of Object.keys(config)) {
     if (key !== "type" && !known.includes(key)) {
       throw new InvalidError(`etcd store: unknown field ${JSON.stringify(key)} (known: ${known.join(", ")})`);
     }
   }
-  const { endpoints, prefix, requestTimeoutMs, tls } = config;
+  const { endpoints, prefix, requestTimeoutMs, tls, auth } = config;
   if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === "string" && e.length > 0)) {
     throw new InvalidError("etcd store: \"endpoints\" must be a non-empty array of client URLs, e.g. [\"http://127.0.0.1:2379\"]");
   }
@@ -86,7 +86,31 @@ export function etcdOptionsOf(config: StoreConfig): EtcdStoreOptions {
   if (prefix !== undefined) options.prefix = prefix;
   if (requestTimeoutMs !== undefined) options.requestTimeoutMs = requestTimeoutMs;
   if (tls !== undefined) options.tls = etcdTlsOf(tls);
+  if (auth !== undefined) options.auth = etcdAuthOf(auth);
   return options;
+}
+
+/**
+ * `{ "username", "password" }`, or `{ "username", "passwordEnv": "NAME" }` to read the password
+ * from an environment variable rather than the file.
+ */
+function etcdAuthOf(auth: unknown): NonNullable<EtcdStoreOptions["auth"]> {
+  const fields = typeof auth === "object" && auth !== null && !Array.isArray(auth) ? (auth as Record<string, unknown>) : undefined;
+  const unknown = fields === undefined ? [] : Object.keys(fields).filter((key) => !["username", "password", "passwordEnv"].includes(key));
+  if (fields === undefined || unknown.length > 0 || typeof fields["username"] !== "string" || fields["username"] === "") {
+    throw new InvalidError("etcd store: \"auth\" must be { \"username\", \"password\" } or { \"username\", \"passwordEnv\" }");
+  }
+  const { username, password, passwordEnv } = fields as { username: string; password?: unknown; passwordEnv?: unknown };
+  if ((password === undefined) === (passwordEnv === undefined)) {
+    throw new InvalidError("etcd store: auth needs exactly one of \"password\" and \"passwordEnv\"");
+  }
+  if (password !== undefined) {
+    if (typeof password !== "string") throw new InvalidError("etcd store: auth.password must be a string");
+    return { username, password };
+  }
+  const fromEnv = typeof passwordEnv === "string" ? process.env[passwordEnv] : undefined;
+  if (fromEnv === undefined) throw new InvalidError(`etcd store: auth.passwordEnv names no set environment variable (${JSON.stringify(passwordEnv)})`);
+  return { username, password: fromEnv };
 }
 
 /** `{ caFile?, certFile?, keyFile? }`: PEM files, read now. */

@@ -32,6 +32,7 @@ import {
   FaultError,
   InvalidError,
   TimeoutError,
+  UnauthorizedError,
   UnavailableError,
   UnknownError,
   callScope,
@@ -40,7 +41,7 @@ import {
 import { KeyWatchStream } from "./key-watch.js";
 import type { WatchStream } from "./watch-stream.js";
 import { GrpcHttp2, NOT_CONNECTED } from "./grpc-http2.js";
-import { kvRange, kvTxn, watchStream } from "./kv-codec.js";
+import { authAuthenticate, kvRange, kvTxn, watchStream } from "./kv-codec.js";
 
 /** The signal of a call with no signal and no timeout (it never aborts: no need to race it). */
 const NEVER = callScope().signal;
@@ -60,10 +61,18 @@ export interface EtcdTlsOptions {
   key?: string | Uint8Array | undefined;
 }
 
+/** etcd's password authentication (a user made with `etcdctl user add`, after `auth enable`). */
+export interface EtcdAuthOptions {
+  username: string;
+  password: string;
+}
+
 export interface EtcdIoOptions {
   endpoints: string[];
   /** TLS settings for `https://` endpoints. */
   tls?: EtcdTlsOptions | undefined;
+  /** A user and password when etcd has authentication enabled. */
+  auth?: EtcdAuthOptions | undefined;
   /**
    * Deadline of each etcd call (default 2000 ms). A write caught in flight by a leader failure
    * waits this long before it fails (outcome unknown), so this bounds that stall.
@@ -73,6 +82,20 @@ export interface EtcdIoOptions {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** The auth options, checked. */
+function checkAuth(auth: EtcdAuthOptions | undefined): EtcdAuthOptions | undefined {
+  if (auth === undefined) return undefined;
+  if (typeof auth !== "object" || auth === null || typeof auth.username !== "string" || auth.username === "" || typeof auth.password !== "string") {
+    throw new InvalidError("etcd auth needs { username, password } (strings, a non-empty user name)");
+  }
+  return { username: auth.username, password: auth.password };
+}
+
+/** etcd refused a call's token (it expired, or etcd restarted): the call was not executed. */
+function isInvalidToken(error: unknown): boolean {
+  return error instanceof Error && error.message.includes("invalid auth token");
+}
 
 /** TLS options as buffers; rejects a mix of http and https endpoints, or half a client identity. */
 function checkTls(tls: EtcdTlsOptions | undefined, endpoints: string[]): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
@@ -229,12 +252,20 @@ export class EtcdIo {
    */
   readonly keyWatches = new Map<string, number>();
   /** The one watch stream that carries every single-key watch (lock waiters). */
-  readonly keyWatchStream = new KeyWatchStream(() => this.openWatch());
+  readonly keyWatchStream = new KeyWatchStream(
+    () => this.openWatch(),
+    () => this.http2.token,
+  );
   /**
    * Range, Txn and watch streams, which every operation makes or causes, over node's http2
    * (`grpc-http2.ts`: a third of grpc-js's CPU per call), with TLS for https endpoints.
    */
   readonly http2: GrpcHttp2;
+  private readonly auth: EtcdAuthOptions | undefined;
+  /** The token request under way (concurrent calls share it). */
+  private authenticating: Promise<void> | undefined;
+  /** When the current token was issued. */
+  private tokenIssuedAt = 0;
 
   constructor(options: EtcdIoOptions) {
     if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
@@ -243,8 +274,10 @@ export class EtcdIo {
     this.endpoints = options.endpoints;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 2000;
     const tls = checkTls(options.tls, options.endpoints);
+    this.auth = checkAuth(options.auth);
     this.client = new Etcd3({
       hosts: options.endpoints,
+      ...(this.auth === undefined ? {} : { auth: { username: this.auth.username, password: this.auth.password } }),
       // Leases go through etcd3 (grpc-js): its TLS must match the http2 transport's.
       ...(tls?.ca === undefined && tls?.cert === undefined
         ? {}
@@ -271,13 +304,69 @@ export class EtcdIo {
   }
 
   private async rangeCall(request: IRangeRequest): Promise<IRangeResponse> {
-    const reply = await this.http2.unary(kvRange.path, kvRange.encode(request), Date.now() + this.requestTimeoutMs);
-    return kvRange.decode(reply);
+    return kvRange.decode(await this.unary(kvRange.path, kvRange.encode(request)));
   }
 
   private async txnCall(request: ITxnRequest): Promise<ITxnResponse> {
-    const reply = await this.http2.unary(kvTxn.path, kvTxn.encode(request), Date.now() + this.requestTimeoutMs);
-    return kvTxn.decode(reply);
+    return kvTxn.decode(await this.unary(kvTxn.path, kvTxn.encode(request)));
+  }
+
+  /**
+   * One call over http2, with the auth token when etcd wants one. A call refused for an
+   * expired token was not executed: it is sent again once, with a new token.
+   */
+  private async unary(path: string, message: Uint8Array): Promise<Buffer> {
+    if (this.auth === undefined) return this.http2.unary(path, message, Date.now() + this.requestTimeoutMs);
+    if (this.http2.token === undefined) await this.authenticate();
+    const token = this.http2.token;
+    try {
+      return await this.http2.unary(path, message, Date.now() + this.requestTimeoutMs);
+    } catch (error) {
+      if (!isInvalidToken(error)) throw error;
+      if (this.http2.token === token) this.http2.token = undefined;
+      await this.authenticate();
+      return this.http2.unary(path, message, Date.now() + this.requestTimeoutMs);
+    }
+  }
+
+  /** The auth token calls and new watch streams carry now (undefined without `auth`). */
+  get token(): string | undefined {
+    return this.http2.token;
+  }
+
+  /**
+   * etcd refused to create a watch on a stream opened with `token` (a watch stream keeps the
+   * token it was opened with, and etcd checks it at each create: an expired one is refused).
+   * The token is renewed for the next stream. Returns whether trying again may help: not when
+   * the token was just issued (then the user lacks permission).
+   */
+  watchRefused(token: string | undefined): boolean {
+    if (this.auth === undefined) return false;
+    if (this.http2.token !== token) return true;
+    if (Date.now() - this.tokenIssuedAt < 1000) return false;
+    this.http2.token = undefined;
+    return true;
+  }
+
+  /** Gets a token for `auth` (one request at a time); wrong credentials are an UnauthorizedError. */
+  private authenticate(): Promise<void> {
+    this.authenticating ??= (async () => {
+      try {
+        const { username, password } = this.auth!;
+        const reply = await this.http2.unary(authAuthenticate.path, authAuthenticate.encode({ name: username, password }), Date.now() + this.requestTimeoutMs);
+        this.http2.token = authAuthenticate.decode(reply).token;
+        this.tokenIssuedAt = Date.now();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (message.includes("authentication failed")) {
+          throw new UnauthorizedError(`etcd refused the credentials of user ${JSON.stringify(this.auth!.username)}: ${message}`, { cause: error });
+        }
+        throw error;
+      } finally {
+        this.authenticating = undefined;
+      }
+    })();
+    return this.authenticating;
   }
 
   /**
@@ -335,11 +424,12 @@ export class EtcdIo {
   }
 
   /** Opens a watch stream (the caller writes its create request). @throws UnavailableError */
-  openWatch(): Promise<WatchStream> {
+  async openWatch(): Promise<WatchStream> {
     try {
-      return Promise.resolve(this.http2.duplex(watchStream.path, watchStream.encode, watchStream.decode));
+      if (this.auth !== undefined && this.http2.token === undefined) await this.authenticate();
+      return this.http2.duplex(watchStream.path, watchStream.encode, watchStream.decode);
     } catch (error) {
-      return Promise.reject(mapEtcdError(error, false));
+      throw mapEtcdError(error, false);
     }
   }
 

@@ -48,6 +48,8 @@ export class GrpcHttp2 {
   private closed = false;
   /** How many http2 connections were opened (diagnostics: a cancelled call must not cost one). */
   connectionsOpened = 0;
+  /** etcd's auth token, sent with every call when set (see `EtcdIo`'s `auth`). */
+  token: string | undefined;
 
   constructor(
     endpoints: readonly string[],
@@ -74,7 +76,8 @@ export class GrpcHttp2 {
     const timeoutMs = Math.max(1, deadline - Date.now());
     let stream: ClientHttp2Stream;
     try {
-      stream = connection.session.request({ ...REQUEST_HEADERS, ":path": path, "grpc-timeout": `${timeoutMs}m` });
+      const headers = { ...REQUEST_HEADERS, ":path": path, "grpc-timeout": `${timeoutMs}m` };
+      stream = connection.session.request(this.token === undefined ? headers : { ...headers, token: this.token });
     } catch (error) {
       // The session is closing (GOAWAY): the request was not sent.
       this.drop(member, connection);
@@ -114,7 +117,8 @@ export class GrpcHttp2 {
     const connection = this.connect(member);
     let stream: ClientHttp2Stream;
     try {
-      stream = connection.session.request({ ...REQUEST_HEADERS, ":path": path });
+      const headers = { ...REQUEST_HEADERS, ":path": path };
+      stream = connection.session.request(this.token === undefined ? headers : { ...headers, token: this.token });
     } catch (error) {
       this.drop(member, connection);
       throw new GRPCUnavailableError(`${NOT_CONNECTED}: ${(error as Error).message}`);

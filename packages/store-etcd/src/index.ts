@@ -1,2 +1,2 @@
 export { createEtcdStore, EtcdStore, DEFAULT_SESSION_TTL_MS, type EtcdStoreOptions } from "./store.js";
-export type { EtcdTlsOptions } from "./etcd-io.js";
+export type { EtcdAuthOptions, EtcdTlsOptions } from "./etcd-io.js";

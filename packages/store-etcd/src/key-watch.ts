@@ -29,13 +29,19 @@ interface Entry {
 
 export class KeyWatchStream {
   private stream: WatchStream | undefined;
+  /** The auth token `stream` was opened with: a stream with an older one is replaced. */
+  private streamToken: string | undefined;
   private opening: Promise<WatchStream> | undefined;
   private nextId = 1;
   /** Watches etcd has (or is creating) on the stream, by id. */
   private readonly watchers = new Map<string, Entry>();
   private closed = false;
 
-  constructor(private readonly open: () => Promise<WatchStream>) {}
+  constructor(
+    private readonly open: () => Promise<WatchStream>,
+    /** The auth token new streams carry (etcd checks a stream's token at each watch it creates). */
+    private readonly token: () => string | undefined = () => undefined,
+  ) {}
 
   /**
    * Watches `key` from etcd's current revision; returns the function that cancels the watch.
@@ -91,6 +97,14 @@ export class KeyWatchStream {
 
   private connect(): Promise<WatchStream> {
     if (this.closed) return Promise.reject(new UnavailableError("store closed"));
+    if (this.stream !== undefined && this.streamToken !== this.token()) {
+      // The token was renewed: etcd would refuse new watches on this stream. Its watchers look
+      // again (as after any stream failure), on a new stream.
+      const stale = this.stream;
+      this.stream = undefined;
+      end(stale);
+      this.fail(new UnavailableError("the etcd auth token was renewed: watching again"));
+    }
     if (this.stream !== undefined) return Promise.resolve(this.stream);
     this.opening ??= this.open().then(
       (stream) => {
@@ -100,6 +114,7 @@ export class KeyWatchStream {
           throw new UnavailableError("store closed");
         }
         this.stream = stream;
+        this.streamToken = this.token();
         stream.on("data", (response: IWatchResponse) => this.dispatch(response));
         const broken = (error: UnavailableError): void => {
           if (this.stream !== stream) return;

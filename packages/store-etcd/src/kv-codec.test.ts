@@ -7,13 +7,14 @@ import { describe, it } from "node:test";
 import { loadSync, type MethodDefinition } from "@grpc/proto-loader";
 import type { IRangeRequest, IRangeResponse, ITxnRequest, IWatchRequest } from "etcd3";
 import { cmp, op, prefixEnd, rangeRequest } from "./etcd-io.js";
-import { kvRange, kvTxn, watchStream, type UnaryMethod } from "./kv-codec.js";
+import { authAuthenticate, kvRange, kvTxn, watchStream, type UnaryMethod } from "./kv-codec.js";
 
 const require = createRequire(import.meta.url);
 const definition = loadSync(require.resolve("etcd3/proto/rpc.proto"), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
 const kv = definition["etcdserverpb.KV"] as Record<string, MethodDefinition<object, object>>;
 const watchService = definition["etcdserverpb.Watch"] as Record<string, MethodDefinition<object, object>>;
-const loader = { Range: kv["Range"]!, Txn: kv["Txn"]!, Watch: watchService["Watch"]! };
+const authService = definition["etcdserverpb.Auth"] as Record<string, MethodDefinition<object, object>>;
+const loader = { Range: kv["Range"]!, Txn: kv["Txn"]!, Watch: watchService["Watch"]!, Authenticate: authService["Authenticate"]! };
 
 const big = Buffer.alloc(20_000, 7);
 const long = "9007199254740993"; // above 2^53: must not go through a double
@@ -154,6 +155,11 @@ describe("etcd KV codec", () => {
   it("refuses a truncated reply instead of reading past it", () => {
     const bytes = loader.Txn.responseSerialize(txnReplies[1]![1]);
     assert.throws(() => kvTxn.decode(bytes.subarray(0, bytes.length - 3)), RangeError);
+  });
+  checkEncodes("authenticate", authAuthenticate, loader.Authenticate, [["a user", { name: "root", password: "pâss wörd" }]]);
+  it("decodes an authenticate reply's token as etcd3's loader does", () => {
+    const bytes = loader.Authenticate.responseSerialize({ header, token: "abc.123" });
+    assert.equal(authAuthenticate.decode(bytes).token, (loader.Authenticate.responseDeserialize(bytes) as { token: string }).token);
   });
   it("refuses a request op with no operation", () => {
     assert.throws(() => kvTxn.encode({ compare: [], success: [{}], failure: [] }), TypeError);

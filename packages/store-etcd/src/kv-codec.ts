@@ -43,6 +43,26 @@ export const kvTxn: UnaryMethod<ITxnRequest, ITxnResponse> = {
   decode: (bytes) => readTxnResponse(new Reader(bytes), bytes.length),
 };
 
+/** etcd's password authentication: a user name and password for a token (sent as `token` metadata). */
+export const authAuthenticate: UnaryMethod<{ name: string; password: string }, { token: string }> = {
+  path: "/etcdserverpb.Auth/Authenticate",
+  encode: (request) =>
+    new Writer().message((w) => {
+      w.bytesField(1, request.name);
+      w.bytesField(2, request.password);
+    }),
+  decode: (bytes) => {
+    const r = new Reader(bytes);
+    let token = "";
+    while (r.pos < bytes.length) {
+      const tag = r.varint();
+      if (tag === ((2 << 3) | 2)) token = r.bytes().toString("utf8");
+      else r.skip(tag);
+    }
+    return { token };
+  },
+};
+
 /** The watch stream's messages (a bidirectional stream: one request or reply per message). */
 export const watchStream: UnaryMethod<IWatchRequest, IWatchResponse> = {
   path: "/etcdserverpb.Watch/Watch",

@@ -27,7 +27,7 @@ import {
   type SessionOptions,
   type WatchRequest,
 } from "@atomix-ts/core";
-import { EtcdIo, type EtcdTlsOptions } from "./etcd-io.js";
+import { EtcdIo, type EtcdAuthOptions, type EtcdTlsOptions } from "./etcd-io.js";
 import { checkFence, fencedTxn, resolveFence } from "./fence.js";
 import { baseOf, leaseSecondsOf, validatePrefix } from "./layout.js";
 import type { Recipe, RecipeContext, SessionView } from "./recipe.js";
@@ -45,6 +45,12 @@ export interface EtcdStoreOptions {
    * `--client-cert-auth`. PEM text or bytes.
    */
   tls?: EtcdTlsOptions;
+  /**
+   * A user and password for etcd with authentication enabled (`etcdctl auth enable`). The
+   * user needs read and write permission on the prefix's keys. Wrong credentials make calls
+   * fail with `UnauthorizedError`.
+   */
+  auth?: EtcdAuthOptions;
   /** Every key this store writes starts with it (default `atomix/`). Must not contain `#`. */
   prefix?: string;
   /**
@@ -98,7 +104,7 @@ export class EtcdStore implements Runtime {
     if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidError("defaultSessionTtlMs must be a positive number");
     this.defaultSessionTtlMs = ttl;
     this.watchBufferSize = options.watchBufferSize ?? 10_000;
-    this.io = new EtcdIo({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs, tls: options.tls });
+    this.io = new EtcdIo({ endpoints: options.endpoints, requestTimeoutMs: options.requestTimeoutMs, tls: options.tls, auth: options.auth });
     this.description = `etcd ${options.endpoints.join(",")}`;
   }
 

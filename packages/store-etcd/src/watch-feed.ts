@@ -78,6 +78,8 @@ export class WatchFeed {
   private historyBytes = 0;
   private readonly listeners = new Set<FeedListener>();
   private stream: WatchStream | undefined;
+  /** The auth token `stream` was opened with (see `EtcdIo.watchRefused`). */
+  private streamToken: string | undefined;
   private pendingGroup: { revision: bigint; changes: KeyChange[] } | undefined;
   private retryDelayMs = 50;
   private closed = false;
@@ -170,6 +172,7 @@ export class WatchFeed {
       return;
     }
     this.stream = stream;
+    this.streamToken = this.io.token;
     await new Promise<void>((resolve, reject) => {
       let created = false;
       // A watch etcd never confirms is a failure, not a hang.
@@ -214,6 +217,7 @@ export class WatchFeed {
       this.pendingGroup = undefined;
       if (stream !== undefined) end(stream);
       if (BigInt(response.compact_revision || "0") > 0n) void this.recover(true);
+      else if (this.io.watchRefused(this.streamToken)) void this.recover(false);
       else this.failAll(new UnavailableError(`etcd canceled the watch: ${response.cancel_reason}`));
       return;
     }

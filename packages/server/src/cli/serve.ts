@@ -19,6 +19,7 @@ export interface ServeFlags {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
+  etcdUser?: string;
   config?: string;
   maxMessageBytes?: string;
   sessionTtlMs?: string;
@@ -33,7 +34,7 @@ function integer(value: string | undefined, flag: string): number | undefined {
 }
 
 const usesEtcdFlags = (flags: ServeFlags): boolean =>
-  [flags.etcdEndpoints, flags.etcdPrefix, flags.etcdCa, flags.etcdCert, flags.etcdKey].some((flag) => flag !== undefined);
+  [flags.etcdEndpoints, flags.etcdPrefix, flags.etcdCa, flags.etcdCert, flags.etcdKey, flags.etcdUser].some((flag) => flag !== undefined);
 
 /** The one-store configuration `--store` and its flags stand for. @throws InvalidError for flags that do not fit the store. */
 function storeFlagsConfig(type: string, flags: ServeFlags): ServerConfig {
@@ -55,6 +56,8 @@ function storeFlagsConfig(type: string, flags: ServeFlags): ServerConfig {
     endpoints,
     ...(flags.etcdPrefix === undefined ? {} : { prefix: flags.etcdPrefix }),
     ...(Object.keys(tls).length === 0 ? {} : { tls }),
+    // The password stays out of the command line (and `ps`): it comes from the environment.
+    ...(flags.etcdUser === undefined ? {} : { auth: { username: flags.etcdUser, passwordEnv: "ATOMIX_ETCD_PASSWORD" } }),
   });
 }
 
@@ -103,6 +106,7 @@ export function addServeCommand(program: Command): void {
     .option("--etcd-ca <file>", "with --store etcd over https: the CA that signed the members' certificates (PEM)")
     .option("--etcd-cert <file>", "with --store etcd over https: a client certificate (PEM), for --client-cert-auth")
     .option("--etcd-key <file>", "with --store etcd over https: the client certificate's key (PEM)")
+    .option("--etcd-user <name>", "with --store etcd and etcd auth enabled: the user (password in $ATOMIX_ETCD_PASSWORD)")
     .option("--config <file>", "JSON file naming stores and routing rules (see docs/server-config.md)")
     .option("--max-message-bytes <n>", "largest gRPC message received or sent (default 4 MiB)")
     .option("--session-ttl-ms <ms>", "session TTL for clients that ask for none (default 10000)")
