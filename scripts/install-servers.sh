@@ -4,7 +4,8 @@
 # which makes the throwaway certificates of the etcd-over-TLS tests.
 set -euo pipefail
 need=()
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server etcd-client)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)   # the auth tests enable etcd auth with it
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
