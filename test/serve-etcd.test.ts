@@ -2,7 +2,6 @@
 // checks, the `--store etcd --etcd-endpoints …` flags, and that the server keeps no state of its
 // own (a second server on the same etcd sees the first one's writes).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +11,7 @@ import { createRemoteRuntime } from "@atomix-ts/remote";
 import { createClient } from "@atomix-ts/sdk";
 import { buildRuntime, loadConfigFile, startServer } from "@atomix-ts/server";
 import { createEtcdStore } from "@atomix-ts/store-etcd";
-import { startEtcd } from "@atomix-ts/store-etcd/testing";
+import { enableAuth, startEtcd } from "@atomix-ts/store-etcd/testing";
 import { spawnServer } from "@atomix-ts/server/testing";
 import { runAtomix } from "./process/child.js";
 
@@ -127,15 +126,7 @@ describe("atomix serve with the etcd store", () => {
   it("serves with etcd authentication: --etcd-user, the password from $ATOMIX_ETCD_PASSWORD", async () => {
     await using etcd = await startEtcd();
     const endpoint = etcd.endpoints[0]!;
-    const etcdctl = (...args: string[]): Promise<void> =>
-      new Promise((resolve, reject) => {
-        execFile("etcdctl", [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: "3" } }, (error, _out, stderr) =>
-          error === null ? resolve() : reject(new Error(stderr || error.message)),
-        );
-      });
-    await etcdctl("user", "add", "root:pw-from-env", "--interactive=false");
-    await etcdctl("user", "grant-role", "root", "root");
-    await etcdctl("auth", "enable");
+    await enableAuth(endpoint, "pw-from-env");
     const args = ["--store", "etcd", "--etcd-endpoints", endpoint, "--etcd-user", "root"];
     const missing = await runAtomix(["serve", "--port", "0", ...args], { ATOMIX_ETCD_PASSWORD: undefined });
     assert.equal(missing.code, 2);

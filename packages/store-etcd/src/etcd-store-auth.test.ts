@@ -3,23 +3,13 @@
 // (the refused call was not executed, so it is sent again), and wrong credentials fail with
 // UnauthorizedError.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { InvalidError, UnauthorizedError, type PrimitiveRef } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
-import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+import { enableAuth, startEtcd, type EtcdCluster } from "./testing/etcd.js";
 import { unique } from "./test-support.js";
 
 const PASSWORD = "s3cret pass";
-
-function etcdctl(endpoint: string, ...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("etcdctl", [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: "3" } }, (error, stdout, stderr) => {
-      if (error === null) resolve(stdout);
-      else reject(new Error(`etcdctl ${args.join(" ")}: ${stderr || error.message}`));
-    });
-  });
-}
 
 describe("etcd store with etcd authentication", () => {
   let etcd: EtcdCluster;
@@ -27,10 +17,7 @@ describe("etcd store with etcd authentication", () => {
   before(async () => {
     // Tokens that expire after a second of disuse, so the test can see one renewed.
     etcd = await startEtcd({ extraArgs: ["--auth-token=simple", "--auth-token-ttl=1"] });
-    const endpoint = etcd.endpoints[0]!;
-    await etcdctl(endpoint, "user", "add", `root:${PASSWORD}`, "--interactive=false");
-    await etcdctl(endpoint, "user", "grant-role", "root", "root");
-    await etcdctl(endpoint, "auth", "enable");
+    await enableAuth(etcd.endpoints[0]!, PASSWORD);
     store = createEtcdStore({ endpoints: etcd.endpoints, prefix: `auth-test-${process.pid}/`, auth: { username: "root", password: PASSWORD } });
   });
   after(async () => {

@@ -327,6 +327,24 @@ function killRunning(): void {
   for (const child of running) child.kill("SIGKILL");
 }
 
+/**
+ * Turns on etcd's password authentication through `etcdctl` (Debian package etcd-client): adds
+ * the user `root` with `password` and the root role, then `auth enable`. From then on every
+ * client needs `auth: { username: "root", password }`.
+ */
+export async function enableAuth(endpoint: string, password: string): Promise<void> {
+  const etcdctl = (...args: string[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      execFile("etcdctl", [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: "3" } }, (error, _stdout, stderr) => {
+        if (error === null) resolve();
+        else reject(new Error(`etcdctl ${args[0]} failed (Debian package etcd-client): ${stderr || error.message}`));
+      });
+    });
+  await etcdctl("user", "add", `root:${password}`, "--interactive=false");
+  await etcdctl("user", "grant-role", "root", "root");
+  await etcdctl("auth", "enable");
+}
+
 interface Certificates {
   readonly caFile: string;
   readonly serverCertFile: string;
