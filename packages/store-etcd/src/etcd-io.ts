@@ -108,18 +108,13 @@ function checkTls(tls: EtcdTlsOptions | undefined, endpoints: string[]): { ca?: 
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new InvalidError("a client certificate needs its key, and a key its certificate");
   }
-  const buffer = (pem: string | Uint8Array | undefined, name: string): Buffer | undefined => {
-    if (pem === undefined) return undefined;
-    if (typeof pem !== "string" && !(pem instanceof Uint8Array)) throw new InvalidError(`tls.${name} must be PEM text or bytes`);
-    return Buffer.from(pem);
-  };
   const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
-  const ca = buffer(tls.ca, "ca");
-  const cert = buffer(tls.cert, "cert");
-  const key = buffer(tls.key, "key");
-  if (ca !== undefined) out.ca = ca;
-  if (cert !== undefined) out.cert = cert;
-  if (key !== undefined) out.key = key;
+  for (const name of ["ca", "cert", "key"] as const) {
+    const pem = tls[name];
+    if (pem === undefined) continue;
+    if (typeof pem !== "string" && !(pem instanceof Uint8Array)) throw new InvalidError(`tls.${name} must be PEM text or bytes`);
+    out[name] = Buffer.from(pem);
+  }
   return out;
 }
 
@@ -323,8 +318,9 @@ export class EtcdIo {
       return await this.http2.unary(path, message, Date.now() + this.requestTimeoutMs);
     } catch (error) {
       if (!isInvalidToken(error)) throw error;
+      // Renew it, unless a call refused meanwhile already did.
       if (this.http2.token === token) this.http2.token = undefined;
-      await this.authenticate();
+      if (this.http2.token === undefined) await this.authenticate();
       return this.http2.unary(path, message, Date.now() + this.requestTimeoutMs);
     }
   }
