@@ -331,6 +331,7 @@ export class EtcdStore implements Runtime {
       await this.io.revoke(state.lease).catch(() => undefined);
       localLocks(this.io).sessionRevoked(state.id);
     }
+    localLocks(this.io).sessionEnded(state.id);
   }
 
   /** @internal */

@@ -9,12 +9,19 @@
  */
 import type { EtcdIo } from "../etcd-io.js";
 
-/** A hold granted in this process: its queue key, its version, its key's create revision and its session. */
+/** Where a lock's queue keys live: `<base>q/<session>/<slot>`. */
+export const queuePrefix = (base: string): string => `${base}q/`;
+
+/**
+ * A hold granted in this process: its queue key, its version, its key's create revision, its
+ * session and its request's tag (see `lock.ts`).
+ */
 export interface LocalHold {
   readonly key: string;
   readonly version: bigint;
   readonly created: bigint;
   readonly session: string;
+  readonly tag: string;
 }
 
 /** How a release in this process ended the wait of a parked `lock()`. */
@@ -34,6 +41,7 @@ export type ParkedOutcome =
 export interface ParkedWaiter {
   /** The key it holds the lock under if handed it. */
   readonly key: string;
+  readonly tag: string;
   readonly lease: string;
   readonly session: string;
   /** Set by the release that takes this waiter (before its transaction is sent). */
@@ -65,6 +73,7 @@ interface InLine extends LineEntry {
 /** A waiter of this process, queued right behind the key it is registered under. */
 export interface LocalWaiter {
   readonly key: string;
+  readonly tag: string;
   readonly created: bigint;
   readonly session: string;
   /**
@@ -88,6 +97,34 @@ export class LocalLocks {
   private readonly queued = new Set<string>();
   /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
   private readonly lines = new Map<string, InLine[]>();
+  /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
+  private readonly slots = new Map<string, Set<number>>();
+
+  /**
+   * A queue key for a new request of `session` on the lock at `base`: the lowest slot not in
+   * use here. Reusing a few key names, rather than a new one per request, matters to etcd: a
+   * deleted key stays in its index until compaction, and every read of the queue walks it.
+   * The key may still be taken (a request this process lost track of, or one made through
+   * another store): the enqueue transaction checks it is absent.
+   */
+  reserveKey(base: string, session: string): string {
+    const owner = `${queuePrefix(base)}${session}/`;
+    let used = this.slots.get(owner);
+    if (used === undefined) this.slots.set(owner, (used = new Set()));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    used.add(slot);
+    return `${owner}${slot}`;
+  }
+
+  /** `key`'s slot is free again: the key is gone, or was never written. */
+  freeKey(key: string): void {
+    const cut = key.lastIndexOf("/");
+    const used = this.slots.get(key.slice(0, cut + 1));
+    if (used === undefined) return;
+    used.delete(Number(key.slice(cut + 1)));
+    if (used.size === 0) this.slots.delete(key.slice(0, cut + 1));
+  }
 
   /** Records a grant; the lock's earlier holds are all over (only the queue head is ever held). */
   granted(base: string, hold: LocalHold): void {
@@ -140,10 +177,12 @@ export class LocalLocks {
 
   /**
    * This process released `key` of the lock at `base` with no hand-off: the waiter behind it
-   * looks again, the hold (if it was that key) is forgotten, and parked waiters queue in etcd.
+   * looks again, the hold (if it was that key) is forgotten, its slot is free, and parked
+   * waiters queue in etcd.
    */
   released(base: string, key: string): void {
     this.left(key);
+    this.freeKey(key);
     if (this.holds.get(base)?.key === key) this.holds.delete(base);
     this.unpark(base);
   }
@@ -154,6 +193,13 @@ export class LocalLocks {
       if (hold.session !== session) continue;
       this.holds.delete(base);
       this.unpark(base);
+    }
+  }
+
+  /** A session ended here (revoked or not): this process makes no more requests in it. */
+  sessionEnded(session: string): void {
+    for (const owner of this.slots.keys()) {
+      if (owner.endsWith(`/${session}/`)) this.slots.delete(owner);
     }
   }
 

@@ -1,6 +1,15 @@
 /**
- * Lock: a FIFO queue of keys `<base>q/<session>/<nonce>`, each on its session's lease,
- * ordered by create revision. The value says `w` (waiting) or `h…` (held).
+ * Lock: a FIFO queue of keys `<base>q/<session>/<slot>`, each on its session's lease,
+ * ordered by create revision. The value says `w` (waiting) or `h…` (held), then `/` and the
+ * request's tag (its idempotency key, or a random one).
+ *
+ * - Slots: a store names a request's key by the lowest slot its session has free on the lock
+ *   here, so a session reuses a few key names however many times it locks. etcd keeps every
+ *   deleted key in its index until compaction, and each read of a queue walks all of them: a
+ *   new name per request made every lock operation slower with each acquisition since the
+ *   last compaction (twice as slow after ten thousand). The enqueue checks the slot is free in
+ *   etcd (another store may use the session too); the tag tells this request's key from
+ *   another's in the same slot.
  *
  * - Acquire: one transaction puts the request's key, as `h` if the queue was empty (granted
  *   at once: the fencing token is that revision) or as `w` otherwise, and then also reads the
@@ -53,21 +62,31 @@ import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
 import { hasMarker } from "./entries.js";
-import { localLocks, type LineEntry, type LocalHold, type LocalWaiter, type ParkedOutcome, type ParkedWaiter } from "./lock-local.js";
+import { localLocks, queuePrefix, type LineEntry, type LocalHold, type LocalWaiter, type ParkedOutcome, type ParkedWaiter } from "./lock-local.js";
 
-/** Held, granted by its own transaction: the grant is the lock's first event of its revision. */
-const HELD = Buffer.from("h");
-/** Held, granted by the transaction that released the hold before it: its event comes second. */
-const HELD_AFTER_RELEASE = Buffer.from("h1");
-const WAITING = Buffer.from("w");
-const HELD_TAG = HELD[0]!;
+/**
+ * A queue key's state: `w` waiting; `h` held, granted by its own transaction (the grant is the
+ * lock's first event of its revision); `h1` held, granted by the transaction that released the
+ * hold before it (its event comes second).
+ */
+type RequestState = "w" | "h" | "h1";
+const valueOf = (state: RequestState, tag: string): Buffer => Buffer.from(`${state}/${tag}`);
+const HELD_BYTE = 0x68; // h
+const WAITING_BYTE = 0x77; // w
+const SECOND_BYTE = 0x31; // 1, in h1
+const TAG_SEPARATOR = 0x2f; // /
 
-const queuePrefix = (base: string): string => `${base}q/`;
 const sessionOf = (key: string, base: string): string => key.slice(queuePrefix(base).length).split("/")[0] ?? "";
-const isHeld = (kv: IKeyValue): boolean => kv.value[0] === HELD_TAG;
+const isHeld = (kv: IKeyValue): boolean => kv.value[0] === HELD_BYTE;
+const isWaiting = (kv: IKeyValue): boolean => kv.value[0] === WAITING_BYTE;
+/** The tag of the request that made a queue key. */
+const tagOf = (kv: IKeyValue): string | undefined => {
+  const cut = kv.value.indexOf(TAG_SEPARATOR);
+  return cut < 0 ? undefined : kv.value.subarray(cut + 1).toString();
+};
 
 /** A held key's fencing version: its grant revision and the grant event's place in it. */
-const versionOfHold = (kv: IKeyValue): bigint => versionAt(modOf(kv), kv.value.equals(HELD_AFTER_RELEASE) ? 1 : 0);
+const versionOfHold = (kv: IKeyValue): bigint => versionAt(modOf(kv), kv.value[1] === SECOND_BYTE ? 1 : 0);
 
 /**
  * The fencing version of the lock's queue head, or undefined if it is not held (fence.ts:
@@ -81,7 +100,7 @@ export const heldVersion = (head: IKeyValue): bigint | undefined => (isHeld(head
  */
 const put = (key: string, value: Buffer, lease: string): IRequestOp => ({ request_put: { key: kb(key), value, lease } });
 /** Rewrites a queued key as held, keeping its lease (its own session's). */
-const grantPut = (key: string): IRequestOp => ({ request_put: { key: kb(key), value: HELD_AFTER_RELEASE, ignore_lease: true } });
+const grantPut = (key: string, tag: string): IRequestOp => ({ request_put: { key: kb(key), value: valueOf("h1", tag), ignore_lease: true } });
 const del = (key: string): IRequestOp => ({ request_delete_range: { key: kb(key) } });
 /** The explicit-delete marker (layout.ts): watchers tell a release from a lease expiry by it. */
 const marker = (base: string): IRequestOp => ({ request_put: { key: kb(`${base}${MARKER}`), value: Buffer.alloc(0) } });
@@ -106,18 +125,21 @@ const newestIn = (txn: ITxnResponse, index: number): string | undefined => {
 };
 
 /** Records a grant made in this process (of `key`, created at `created`), for a release with no read. */
-function granted(ctx: RecipeContext, key: string, version: bigint, created: bigint): { version: bigint } {
-  localLocks(ctx.io).granted(ctx.base, { key, version, created, session: ctx.session.id });
+function granted(ctx: RecipeContext, key: string, tag: string, version: bigint, created: bigint): { version: bigint } {
+  localLocks(ctx.io).granted(ctx.base, { key, version, created, session: ctx.session.id, tag });
   return { version };
 }
 
 /**
  * Deletes a key with the explicit-delete marker if `compare` holds; returns whether it did. A
  * waiter of this process behind the key is told at once, and the lock's parked waiters queue.
+ * Either way the key is not this process's any more (`compare` fails once it is gone).
  */
 async function release(ctx: RecipeContext, key: string, compare: ICompare): Promise<boolean> {
   const txn = await ctx.io.txn([compare], [del(key), marker(ctx.base)]);
-  if (txn.succeeded) localLocks(ctx.io).released(ctx.base, key);
+  const local = localLocks(ctx.io);
+  if (txn.succeeded) local.released(ctx.base, key);
+  else local.freeKey(key);
   return txn.succeeded;
 }
 
@@ -138,6 +160,8 @@ async function releaseKnown(ctx: RecipeContext, version: bigint | undefined): Pr
   const next = local.waiterBehind(hold.key);
   const released = next === undefined ? await releaseToParked(ctx, hold, current) : await releaseTo(ctx, hold.key, current, next);
   local.forgetHold(ctx.base, hold);
+  // Released now, or over already (its key is gone).
+  local.freeKey(hold.key);
   return released ? true : undefined;
 }
 
@@ -162,7 +186,7 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
       txn = await ctx.io.txn(
         // The hold is current and is the only key in the queue (it is its head: any other was created later).
         [current, cmp.rangeCreatedBy(prefix, prefixEnd(prefix), hold.created)],
-        [del(hold.key), put(parked.key, HELD_AFTER_RELEASE, parked.lease)],
+        [del(hold.key), put(parked.key, valueOf("h1", parked.tag), parked.lease)],
         [op.txn([current], [del(hold.key), marker(ctx.base)])],
       );
     } catch (error) {
@@ -175,7 +199,7 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
     if (txn.succeeded) {
       const revision = revisionOf(txn);
       const version = versionAt(revision, 1);
-      local.granted(ctx.base, { key: parked.key, version, created: revision, session: parked.session });
+      local.granted(ctx.base, { key: parked.key, version, created: revision, session: parked.session, tag: parked.tag });
       settle({ type: "granted", version });
       parked.wake();
       return true;
@@ -203,11 +227,11 @@ const PARK_MS = 200;
  * lock; undefined if it should queue in etcd now. A caller that gives up after a hand-off went
  * through releases what it was handed.
  */
-async function parkBehindLocalHold(ctx: RecipeContext, key: string, turn: LineEntry): Promise<bigint | undefined> {
+async function parkBehindLocalHold(ctx: RecipeContext, key: string, tag: string, turn: LineEntry): Promise<bigint | undefined> {
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   let wake!: () => void;
   const woken = new Promise<void>((resolve) => (wake = resolve));
-  const parked: ParkedWaiter = { key, lease: ctx.session.lease, session: ctx.session.id, wake };
+  const parked: ParkedWaiter = { key, tag, lease: ctx.session.lease, session: ctx.session.id, wake };
   turn.parked = parked;
   let gaveUp = false;
   try {
@@ -222,7 +246,8 @@ async function parkBehindLocalHold(ctx: RecipeContext, key: string, turn: LineEn
   const outcome = parked.handOff === undefined ? undefined : await parked.handOff;
   if (gaveUp) {
     if (outcome?.type === "granted") await release(ctx, key, cmp.modIs(key, splitVersion(outcome.version).revision)).catch(() => undefined);
-    if (outcome?.type === "failed") removeLater(ctx, key);
+    else if (outcome?.type === "failed") removeLater(ctx, key, tag);
+    else localLocks(ctx.io).freeKey(key);
     if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
     throw canceledBy(ctx.signal);
   }
@@ -234,7 +259,7 @@ async function parkBehindLocalHold(ctx: RecipeContext, key: string, turn: LineEn
       return outcome.version;
     case "failed":
       // The hand-off may have applied: the request must not linger as a hold nobody claims.
-      removeLater(ctx, key);
+      removeLater(ctx, key, tag);
       throw outcome.error;
   }
 }
@@ -250,8 +275,8 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
   let txn: ITxnResponse;
   try {
     txn = await ctx.io.txn(
-      [current, cmp.createdAt(next.key, next.created), cmp.valueIs(next.key, WAITING)],
-      [del(key), grantPut(next.key)],
+      [current, cmp.createdAt(next.key, next.created), cmp.valueIs(next.key, valueOf("w", next.tag))],
+      [del(key), grantPut(next.key, next.tag)],
       [op.txn([current], [del(key), marker(ctx.base)])],
     );
   } catch (error) {
@@ -271,7 +296,7 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
   }
   const version = versionAt(revisionOf(txn), 1);
   // Recorded now, not when the waiter resumes: a lock() of this process made meanwhile parks behind it.
-  localLocks(ctx.io).granted(ctx.base, { key: next.key, version, created: next.created, session: next.session });
+  localLocks(ctx.io).granted(ctx.base, { key: next.key, version, created: next.created, session: next.session, tag: next.tag });
   settle(version);
   next.wake();
   return true;
@@ -288,7 +313,7 @@ interface Place {
  * `place` is where the key stood when queued (undefined: unknown, read it). Rejects with the
  * call's reason on abort or timeout (after deleting the key), or UnavailableError if the session ends.
  */
-async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, place: Place | undefined): Promise<bigint> {
+async function waitForGrant(ctx: RecipeContext, key: string, tag: string, created: bigint, place: Place | undefined): Promise<bigint> {
   const prefix = queuePrefix(ctx.base);
   const end = prefixEnd(prefix);
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
@@ -331,8 +356,8 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
       }
       // Re-check atomically: our key is still ours and still waiting, and nobody is ahead.
       const txn = await ctx.io.txn(
-        [cmp.createdAt(key, created), cmp.valueIs(key, WAITING), cmp.rangeCreatedAfter(prefix, end, created - 1n)],
-        [put(key, HELD, ctx.session.lease)],
+        [cmp.createdAt(key, created), cmp.valueIs(key, valueOf("w", tag)), cmp.rangeCreatedAfter(prefix, end, created - 1n)],
+        [put(key, valueOf("h", tag), ctx.session.lease)],
         [op.get(key), newestOp(ctx.base, created - 1n)],
       );
       if (txn.succeeded) return versionAt(revisionOf(txn));
@@ -353,7 +378,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, created: bigint, pl
   async function waitBehind(ahead: string, seenAt: bigint): Promise<bigint | undefined> {
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
-    const waiter: LocalWaiter = { key, created, session: ctx.session.id, wake };
+    const waiter: LocalWaiter = { key, tag, created, session: ctx.session.id, wake };
     const local = localLocks(ctx.io);
     const leave = local.waitBehind(ahead, waiter);
     try {
@@ -487,7 +512,7 @@ export async function withdrawQueuedRequests(io: EtcdIo, prefix: string, session
   for (let from = locks; ; ) {
     const page = await io.range(from, { end, limit: WITHDRAW_PAGE });
     for (const kv of page.kvs) {
-      if (kv.value.equals(WAITING) && sessions.has(requestSessionOf(ks(kv.key), locks.length))) queued.push(kv);
+      if (isWaiting(kv) && sessions.has(requestSessionOf(ks(kv.key), locks.length))) queued.push(kv);
     }
     const last = page.kvs.at(-1);
     if (!page.more || last === undefined) break;
@@ -509,34 +534,121 @@ function requestSessionOf(key: string, from: number): string {
   return slash < 0 ? "" : key.slice(start, slash);
 }
 
-/** Deletes a request's key once etcd answers again (or until its session ends). */
-function removeLater(ctx: RecipeContext, key: string): void {
+/**
+ * Deletes a request's key once etcd answers again (or until its session ends), if it is still
+ * the request's own (`tag`): the slot may have been taken by another request meanwhile.
+ */
+function removeLater(ctx: RecipeContext, key: string, tag: string): void {
+  const local = localLocks(ctx.io);
+  const remove = async (): Promise<void> => {
+    const found = (await ctx.io.range(key)).kvs[0];
+    if (found === undefined) return local.freeKey(key);
+    if (tagOf(found) !== tag) return;
+    if ((await ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)])).succeeded) local.released(ctx.base, key);
+  };
   const attempt = (): void => {
     if (ctx.session.signal.aborted) return;
-    ctx.io.txn([cmp.present(key)], [del(key), marker(ctx.base)]).then(
-      () => undefined,
-      () => setTimeout(attempt, 500).unref(),
-    );
+    remove().catch(() => setTimeout(attempt, 500).unref());
   };
   attempt();
 }
 
+/**
+ * Sends a `lock()` or `tryLock()` request to etcd under `key` (a slot reserved here): one
+ * transaction puts it as held if the queue is empty, or (`lock`) queues it if the slot is free.
+ * With an idempotency key (`tag`), the same transaction reads the session's keys on the lock:
+ * the request may have been made before, its answer lost, and then it carries on with that
+ * key. A slot taken by another request moves it to the next. `turn` (its place in this store's
+ * line) is left once its request is in etcd.
+ */
+async function request(
+  ctx: RecipeContext,
+  kind: "lock" | "tryLock",
+  key: string,
+  tag: string,
+  idempotent: boolean,
+  turn: LineEntry | undefined,
+): Promise<OperationResult<"lock">> {
+  const prefix = queuePrefix(ctx.base);
+  const own = `${prefix}${ctx.session.id}/`;
+  const local = localLocks(ctx.io);
+  /** Carries on with this request's key found in etcd (made by an earlier try). */
+  const resume = async (found: IKeyValue): Promise<OperationResult<"lock">> => {
+    const at = ks(found.key);
+    if (isHeld(found)) return granted(ctx, at, tag, versionOfHold(found), createOf(found));
+    if (kind === "tryLock") return {};
+    return granted(ctx, at, tag, await waitForGrant(ctx, at, tag, createOf(found), undefined), createOf(found));
+  };
+  for (;;) {
+    const failure: IRequestOp[] = [];
+    // Queued: read the newest key before ours (our predecessor) in the same round trip.
+    if (kind === "lock") failure.push(op.txn([cmp.absent(key)], [newestOp(ctx.base), put(key, valueOf("w", tag), ctx.session.lease)], [op.get(key)]));
+    if (idempotent) failure.push(op.range(own, prefixEnd(own)));
+    let txn: ITxnResponse;
+    try {
+      txn = await ctx.io.txn([cmp.rangeEmpty(prefix, prefixEnd(prefix))], [put(key, valueOf("h", tag), ctx.session.lease)], failure);
+    } catch (error) {
+      turn?.leave();
+      // The reply was lost: look for the request's key to learn the outcome.
+      const found = await ctx.io.range(key).then((read) => read.kvs[0], () => "unknown" as const);
+      if (found === "unknown") {
+        // Still unknown: the caller sees a failure, so the request must not linger in the queue.
+        removeLater(ctx, key, tag);
+        throw error;
+      }
+      if (found === undefined) local.freeKey(key);
+      if (found === undefined || tagOf(found) !== tag) throw error;
+      return resume(found);
+    }
+    const revision = revisionOf(txn);
+    if (txn.succeeded) {
+      turn?.leave();
+      return granted(ctx, key, tag, versionAt(revision), revision);
+    }
+    const earlier = idempotent ? txn.responses.at(-1)?.response_range.kvs.find((kv) => ks(kv.key) !== key && tagOf(kv) === tag) : undefined;
+    const queued = kind === "lock" ? txn.responses[0]?.response_txn : undefined;
+    if (queued?.succeeded === false) {
+      const found = queued.responses[0]?.response_range.kvs[0];
+      if (found === undefined) throw new UnavailableError("the lock request's slot was taken, then freed, within one transaction");
+      if (tagOf(found) === tag || earlier !== undefined) {
+        turn?.leave();
+        return resume(tagOf(found) === tag ? found : earlier!);
+      }
+      // Another request's key (the slot stays reserved here): try the next slot, still in line.
+      key = local.reserveKey(ctx.base, ctx.session.id);
+      continue;
+    }
+    turn?.leave();
+    if (queued === undefined) {
+      // tryLock, not granted: nothing was written.
+      local.freeKey(key);
+      return earlier === undefined ? {} : resume(earlier);
+    }
+    if (earlier !== undefined) {
+      // This request was queued before (that answer was lost): withdraw the copy just queued.
+      await ctx.io.txn([cmp.createdAt(key, revision)], [del(key)]).then(
+        () => local.freeKey(key),
+        () => removeLater(ctx, key, tag),
+      );
+      return resume(earlier);
+    }
+    return granted(ctx, key, tag, await waitForGrant(ctx, key, tag, revision, { ahead: newestIn(queued, 0), revision }), revision);
+  }
+}
+
 export const lockRecipe: Recipe<"lock"> = {
   async execute(ctx, operation: Operation<"lock">): Promise<OperationResult<"lock">> {
-    const prefix = queuePrefix(ctx.base);
-    const end = prefixEnd(prefix);
     switch (operation.op) {
       case "lock":
       case "tryLock": {
         checkSignal(ctx.signal);
-        // The request's key is named by its idempotency key when it has one: the same request
-        // sent again finds it.
         const idempotencyKey = optionalIdempotencyKey(operation.idempotencyKey);
-        const key = `${prefix}${ctx.session.id}/${idempotencyKey ?? randomUUID()}`;
-        const lease = ctx.session.lease;
+        const tag = idempotencyKey ?? randomUUID();
         const local = localLocks(ctx.io);
         const hold = local.hold(ctx.base);
-        if (idempotencyKey !== undefined && hold?.key === key) return { version: hold.version };
+        // The same request sent again, and granted here already.
+        if (idempotencyKey !== undefined && hold?.tag === idempotencyKey && hold.session === ctx.session.id) return { version: hold.version };
+        const key = local.reserveKey(ctx.base, ctx.session.id);
         // A lock() takes its place in this store's line for the lock now: it is handed the lock,
         // or its request reaches etcd, only after every earlier lock() of this store.
         const turn = operation.op === "lock" ? local.join(ctx.base) : undefined;
@@ -544,54 +656,20 @@ export const lockRecipe: Recipe<"lock"> = {
           let queueNow = false;
           try {
             if (hold !== undefined) {
-              const handed = await parkBehindLocalHold(ctx, key, turn);
+              const handed = await parkBehindLocalHold(ctx, key, tag, turn);
               if (handed !== undefined) return { version: handed };
             }
-            await raceSignal(turn.ready, ctx.signal);
+            await raceSignal(turn.ready, ctx.signal).catch((error: unknown) => {
+              local.freeKey(key);
+              throw error;
+            });
             queueNow = true;
           } finally {
-            // In line until its request is answered by etcd (below), unless it is done here.
+            // In line until its request is answered by etcd (in `request`), unless it is done here.
             if (!queueNow) turn.leave();
           }
         }
-        let txn;
-        try {
-          const enqueue = operation.op === "lock" ? [newestOp(ctx.base), put(key, WAITING, lease)] : [];
-          txn = await ctx.io.txn(
-            [cmp.rangeEmpty(prefix, end)],
-            [put(key, HELD, lease)],
-            // Queued: read the newest key before ours (our predecessor) in the same round trip.
-            // With an idempotency key, a key already there is this request sent before: read it.
-            idempotencyKey === undefined ? enqueue : [op.txn([cmp.absent(key)], enqueue, [op.get(key)])],
-          );
-        } catch (error) {
-          turn?.leave();
-          // The reply was lost: the request's key is unique, so look for it to learn the outcome.
-          const found = await ctx.io.range(key).then((read) => read.kvs[0], () => "unknown" as const);
-          if (found === undefined) throw error;
-          if (found === "unknown") {
-            // Still unknown: the caller sees a failure, so the request must not linger in the queue.
-            removeLater(ctx, key);
-            throw error;
-          }
-          if (isHeld(found)) return granted(ctx, key, versionOfHold(found), createOf(found));
-          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined), createOf(found));
-        }
-        turn?.leave();
-        const revision = revisionOf(txn);
-        if (txn.succeeded) return granted(ctx, key, versionAt(revision), revision);
-        const before = idempotencyKey === undefined ? undefined : txn.responses[0]?.response_txn;
-        if (before !== undefined && !before.succeeded) {
-          const found = before.responses[0]?.response_range.kvs[0];
-          if (found === undefined) throw new UnavailableError("the lock request's key vanished while it was read");
-          if (isHeld(found)) return granted(ctx, key, versionOfHold(found), createOf(found));
-          if (operation.op === "tryLock") return {};
-          // Still queued from before: wait on it where it stands.
-          return granted(ctx, key, await waitForGrant(ctx, key, createOf(found), undefined), createOf(found));
-        }
-        if (operation.op === "tryLock") return {};
-        const queued = before ?? txn;
-        return granted(ctx, key, await waitForGrant(ctx, key, revision, { ahead: newestIn(queued, 0), revision }), revision);
+        return request(ctx, operation.op, key, tag, idempotencyKey !== undefined, turn);
       }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");

@@ -1,0 +1,131 @@
+// The etcd lock's queue keys are slots a session reuses, not a new key per request: etcd keeps
+// a deleted key in its index until compaction, and every read of the queue walks it. These
+// tests read the queue's whole history back from etcd to count the key names used; they also
+// check that a slot taken by a request this store does not know is skipped and left alone, and
+// that a request sent again through another store finds its first key in whatever slot it is.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { PrimitiveRef, RuntimeSession } from "@atomix-ts/core";
+import { kb, prefixEnd } from "./etcd-io.js";
+import { createEtcdStore, type EtcdStore } from "./index.js";
+import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
+import { unique, until } from "./test-support.js";
+
+const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
+
+describe("etcd store: lock queue keys are reused slots", () => {
+  let etcd: EtcdCluster;
+  let store: EtcdStore;
+  let other: EtcdStore;
+  before(async () => {
+    etcd = await startEtcd();
+    const prefix = `slots-${process.pid}/`;
+    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+  });
+  after(async () => {
+    await store.close();
+    await other.close();
+    await etcd.stop();
+  });
+
+  const queueOf = (ref: PrimitiveRef<"lock">): string => `${store.prefix}lock/${ref.name}#q/`;
+  const revision = async (): Promise<bigint> => BigInt((await store.io.range("none", {})).header.revision);
+
+  /** The queue's keys (name and value, oldest first) now. */
+  async function queue(ref: PrimitiveRef<"lock">): Promise<Array<[string, string]>> {
+    const prefix = queueOf(ref);
+    const read = await store.io.range(prefix, { end: prefixEnd(prefix), sortByCreate: true });
+    return read.kvs.map((kv) => [kv.key.toString().slice(prefix.length), kv.value.toString()]);
+  }
+
+  /** Every key name the queue had at any revision in [from, to]: etcd's history, read back. */
+  async function namesUsed(ref: PrimitiveRef<"lock">, from: bigint, to: bigint): Promise<Set<string>> {
+    const prefix = queueOf(ref);
+    const names = new Set<string>();
+    for (let at = from; at <= to; at++) {
+      const read = await store.io.range(prefix, { end: prefixEnd(prefix), revision: at, keysOnly: true });
+      for (const kv of read.kvs) names.add(kv.key.toString().slice(prefix.length));
+    }
+    return names;
+  }
+
+  it("a session locking over and over uses one key name, and concurrent callers one per caller", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    const start = await revision();
+    for (let i = 0; i < 20; i++) {
+      const { version } = await session.execute(ref, { op: "lock" });
+      assert.equal((await session.execute(ref, { op: "unlock", version })).unlocked, true);
+    }
+    assert.deepEqual([...(await namesUsed(ref, start, await revision()))], [`${session.id}/0`]);
+
+    // Three callers of the session at once, five times over: three slots at most.
+    const again = await revision();
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        [0, 1, 2].map(async () => {
+          const { version } = await session.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+          await session.execute(ref, { op: "unlock", version });
+        }),
+      );
+    }
+    const names = await namesUsed(ref, again, await revision());
+    assert.ok(names.size <= 3, `names used: ${[...names].join(", ")}`);
+    assert.deepEqual(await queue(ref), []);
+    await session.close();
+  });
+
+  it("a slot taken by a request this store does not know is skipped and left alone", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    // A held request of the session in slot 0 that this store never made (as if made through
+    // another server of the session): the lock() must queue behind it under another slot.
+    const foreign = `${queueOf(ref)}${session.id}/0`;
+    await store.io.txn([], [{ request_put: { key: kb(foreign), value: Buffer.from("h/made-elsewhere"), lease: session.id } }]);
+    const waiting = session.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => store.io.keyWatches.size === 1);
+    const [taken, queued] = await queue(ref);
+    assert.deepEqual(taken, [`${session.id}/0`, "h/made-elsewhere"]);
+    assert.equal(queued?.[0], `${session.id}/1`);
+    assert.match(queued[1], /^w\//);
+    // The foreign hold ends: the waiter behind it is granted, under its own slot.
+    await store.io.txn([], [{ request_delete_range: { key: kb(foreign) } }]);
+    const { version } = await waiting;
+    assert.equal((await session.execute(ref, { op: "get" })).version, version);
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version });
+    await session.close();
+  });
+
+  it("a request sent again through another store that resumed the session gets the hold it was granted", async () => {
+    const ref = lockRef();
+    const first: RuntimeSession = await store.openSession({ ttlMs: 10_000 });
+    const held = await first.execute(ref, { op: "lock", idempotencyKey: "request-x" });
+    // The client's server dies; another takes the session up, and the client sends the
+    // request again (its answer was lost).
+    const resumed = await other.resumeSession(first.id);
+    const again = await resumed.execute(ref, { op: "lock", idempotencyKey: "request-x" });
+    assert.equal(again.version, held.version);
+    assert.equal((await queue(ref)).length, 1, "no second request was queued");
+
+    // A new request of the session queues (slot 0 is taken: it goes to slot 1), and then the
+    // first one is sent once more: that store now picks a slot (2) the first request is not
+    // in. It queues a copy, sees the first request in the same transaction, and withdraws it.
+    const next = resumed.execute(ref, { op: "lock", idempotencyKey: "request-z" }, { timeoutMs: 5000 });
+    await until(() => other.io.keyWatches.size === 1);
+    const once = await resumed.execute(ref, { op: "lock", idempotencyKey: "request-x" });
+    assert.equal(once.version, held.version);
+    assert.deepEqual(await queue(ref), [
+      [`${first.id}/0`, "h/request-x"],
+      [`${first.id}/1`, "w/request-z"],
+    ]);
+    assert.equal((await resumed.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    const granted = await next;
+    assert.ok(granted.version! > held.version!);
+    await resumed.execute(ref, { op: "unlock", version: granted.version });
+    assert.deepEqual(await queue(ref), []);
+    await resumed.close();
+    await first.close().catch(() => undefined);
+  });
+});
