@@ -42,9 +42,16 @@ export interface UnlockOptions extends CallOptions {
  * version through `Lock.unlock({ ifVersion })` or the `Lock` object was closed; the session's
  * reason (`UnavailableError`) when the session was closed or lost. Pass it to the work the
  * lock protects, and pass `version` to fenced writes.
+ *
+ * The `Lock` follows the lock's releases (one watch per `Lock` object, from this hold's
+ * version on, so nothing is missed) once `signal` or `held` of one of its handles is read: a
+ * hold that only needs `unlock()` and its fencing token costs no watch events.
  */
 export class LockHandle implements AsyncDisposable {
-  private readonly controller = new AbortController();
+  /** Made when `signal` is first read. */
+  private controller: AbortController | undefined;
+  /** Why the hold ended, learnt before anyone read `signal` (built once it is read). */
+  private ended: (() => AtomixError) | undefined;
   /** Set once the store is known not to hold this version for us any more (or unlock began). */
   private released = false;
 
@@ -65,12 +72,17 @@ export class LockHandle implements AsyncDisposable {
 
   /** Aborts when this hold ends (see the class description for the reasons). */
   get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.ended !== undefined) this.controller.abort(this.ended());
+      else this.owner.follow(this.version);
+    }
     return this.controller.signal;
   }
 
   /** True until this handle learns that its hold has ended. */
   get held(): boolean {
-    return !this.controller.signal.aborted;
+    return !this.signal.aborted;
   }
 
   /**
@@ -83,7 +95,7 @@ export class LockHandle implements AsyncDisposable {
   async unlock(options?: CallOptions): Promise<boolean> {
     if (this.released) return false;
     this.released = true;
-    this.abort(new CanceledError(`lock version ${this.version} released by unlock()`));
+    this.abort(() => new CanceledError(`lock version ${this.version} released by unlock()`));
     try {
       const unlocked = await this.owner.release(this.version, options);
       this.owner.forget(this);
@@ -111,15 +123,17 @@ export class LockHandle implements AsyncDisposable {
 
   /** @internal The hold is over (`released`: the store no longer holds it for us). */
   lost(reason: AtomixError, released: boolean): void {
-    this.abort(reason);
+    this.abort(() => reason);
     if (released && !this.released) {
       this.released = true;
       this.owner.forget(this);
     }
   }
 
-  private abort(reason: AtomixError): void {
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  /** Ends the hold with the first reason given; `reason` is built only if `signal` is (or gets) read. */
+  private abort(reason: () => AtomixError): void {
+    if (this.controller === undefined) this.ended ??= reason;
+    else if (!this.controller.signal.aborted) this.controller.abort(reason());
   }
 }
 
@@ -256,10 +270,7 @@ export class Lock extends Primitive<"lock"> {
     return (await this.exec({ op: "unlock", version }, options)).unlocked;
   }
 
-  /**
-   * @internal A handle's hold is over. The tracking watch stays open for the next hold (until
-   * `close()`): opening one per hold cost more than the lock and unlock themselves.
-   */
+  /** @internal A handle's hold is over. */
   forget(handle: LockHandle): void {
     if (this.handles.get(handle.version) !== handle) return;
     this.handles.delete(handle.version);
@@ -284,11 +295,20 @@ export class Lock extends Primitive<"lock"> {
     }
     if (this.handles.size === 0) this.session.signal.addEventListener("abort", this.onSessionEnd, { once: true });
     this.handles.set(version, handle);
-    if (this.tracker === undefined || this.tracker.from > version) {
-      this.stopTracker();
-      this.startTracker(version);
-    }
+    // Already following the lock (some handle's signal was read): this hold is covered too.
+    if (this.tracker !== undefined && this.tracker.from > version) this.follow(version);
     return handle;
+  }
+
+  /**
+   * @internal Follows the lock's releases from `version` on, for the handles whose signal is
+   * read. The watch stays open for later holds (until `close()`): opening one per hold cost
+   * more than the lock and unlock themselves.
+   */
+  follow(version: bigint): void {
+    if (this.closed || (this.tracker !== undefined && this.tracker.from <= version)) return;
+    this.stopTracker();
+    this.startTracker(version);
   }
 
   private startTracker(from: bigint): void {
