@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { InvalidError, UnauthorizedError, type PrimitiveRef } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { enableAuth, startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { unique } from "./test-support.js";
+import { unique, until } from "./test-support.js";
 
 const PASSWORD = "s3cret pass";
 
@@ -84,6 +84,38 @@ describe("etcd store with etcd authentication", () => {
       await late.close();
       await session.close();
       await holder.close();
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a watch whose stream is lost after the token expired is refused once, then reconnects with a new token", async () => {
+    const other = createEtcdStore({ endpoints: etcd.endpoints, prefix: `auth-test-${process.pid}/`, auth: { username: "root", password: PASSWORD } });
+    try {
+      const [session, writer] = [await store.openSession(), await other.openSession()];
+      const map: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+      const stream = await session.watch(map);
+      const events = stream[Symbol.asyncIterator]();
+      const io = store.io;
+      const watchRefused = io.watchRefused.bind(io);
+      let refusals = 0;
+      io.watchRefused = (token) => (refusals++, watchRefused(token));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+        // Drop the connection to etcd: the watch stream goes with it, and the feed reconnects
+        // on the expired token, with no call in between that would have renewed it.
+        const members = (io.http2 as unknown as { members: Array<{ connection?: { session: { destroy(): void } } }> }).members;
+        for (const member of members) member.connection?.session.destroy();
+        await until(() => refusals > 0);
+        const { entry } = await writer.execute(map, { op: "put", key: "k", value: new Uint8Array([3]) });
+        assert.equal(((await events.next()).value as { version: bigint }).version, entry.version, "nothing missed across the reconnect");
+        assert.equal(refusals, 1, "one refusal, then a new token");
+      } finally {
+        io.watchRefused = watchRefused;
+      }
+      await stream.close();
+      await session.close();
+      await writer.close();
     } finally {
       await other.close();
     }

@@ -98,6 +98,46 @@ describe("etcd store: lock queue keys are reused slots", () => {
     await session.close();
   });
 
+  it("a waiter whose predecessor's slot is taken again before its watch starts is not fooled by the new key", async () => {
+    const ref = lockRef();
+    const [a, b] = [await store.openSession(), await other.openSession()];
+    const held = await a.execute(ref, { op: "lock" });
+    // b's request queues behind a's key; its watch on that key is held back.
+    const keyWatches = other.io.keyWatchStream;
+    const watch = keyWatches.watch.bind(keyWatches);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let asked = false;
+    keyWatches.watch = async (...args) => {
+      asked = true;
+      await gate;
+      return watch(...args);
+    };
+    try {
+      const waiting = b.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+      await until(() => asked);
+      // Meanwhile a's hold ends, and a's session queues again under the same key name: behind b.
+      await a.execute(ref, { op: "unlock", version: held.version });
+      const again = a.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+      const names = async (): Promise<string[]> => (await queue(ref)).map(([name]) => name);
+      for (const deadline = Date.now() + 5000; (await names()).length < 2 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(await names(), [`${b.id}/0`, `${a.id}/0`]);
+      // b's watch starts now: the key it waited behind is there, but it is a later request.
+      open();
+      const granted = await waiting;
+      assert.ok(granted.version! > held.version!);
+      await b.execute(ref, { op: "unlock", version: granted.version });
+      const next = await again;
+      assert.ok(next.version! > granted.version!);
+      await a.execute(ref, { op: "unlock", version: next.version });
+    } finally {
+      keyWatches.watch = watch;
+      open();
+    }
+    await a.close();
+    await b.close();
+  });
+
   it("a request sent again through another store that resumed the session gets the hold it was granted", async () => {
     const ref = lockRef();
     const first: RuntimeSession = await store.openSession({ ttlMs: 10_000 });

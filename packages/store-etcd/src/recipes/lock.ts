@@ -118,11 +118,16 @@ function newestOp(base: string, maxCreate?: bigint): IRequestOp {
   return op.rangeWith(prefix, { end: prefixEnd(prefix), sortByCreate: true, descending: true, limit: 1, keysOnly: true, maxCreate });
 }
 
+/** A queue key as a waiter sees the one ahead of it: its name and its create revision. */
+interface QueueKey {
+  readonly key: string;
+  readonly created: bigint;
+}
+
+const queueKeyOf = (kv: IKeyValue | undefined): QueueKey | undefined => (kv === undefined ? undefined : { key: ks(kv.key), created: createOf(kv) });
+
 /** The key a read made by `newestOp` found, if any. */
-const newestIn = (txn: ITxnResponse, index: number): string | undefined => {
-  const kv = txn.responses[index]?.response_range.kvs[0];
-  return kv === undefined ? undefined : ks(kv.key);
-};
+const newestIn = (txn: ITxnResponse, index: number): QueueKey | undefined => queueKeyOf(txn.responses[index]?.response_range.kvs[0]);
 
 /** Records a grant made in this process (of `key`, created at `created`), for a release with no read. */
 function granted(ctx: RecipeContext, key: string, tag: string, version: bigint, created: bigint): { version: bigint } {
@@ -304,7 +309,7 @@ async function releaseTo(ctx: RecipeContext, key: string, current: ICompare, nex
 
 /** Where a waiter stands: the key just ahead of it (none: it is first), as seen at `revision`. */
 interface Place {
-  readonly ahead: string | undefined;
+  readonly ahead: QueueKey | undefined;
   readonly revision: bigint;
 }
 
@@ -375,14 +380,14 @@ async function waitForGrant(ctx: RecipeContext, key: string, tag: string, create
    * Waits until `ahead` (seen at `seenAt`) is gone, or a release in this process handed us the
    * lock; returns the version so handed, if any.
    */
-  async function waitBehind(ahead: string, seenAt: bigint): Promise<bigint | undefined> {
+  async function waitBehind(ahead: QueueKey, seenAt: bigint): Promise<bigint | undefined> {
     let wake!: () => void;
     const woken = new Promise<void>((resolve) => (wake = resolve));
     const waiter: LocalWaiter = { key, tag, created, session: ctx.session.id, wake };
     const local = localLocks(ctx.io);
-    const leave = local.waitBehind(ahead, waiter);
+    const leave = local.waitBehind(ahead.key, waiter);
     try {
-      await waitForDelete(ctx.io, ahead, seenAt, signal, woken, local.owns(ctx.base, ahead));
+      await waitForDelete(ctx.io, ahead, seenAt, signal, woken, local.owns(ctx.base, ahead.key));
       // A hand-off under way deletes `ahead` in its transaction: wait for its answer.
       return waiter.handOff === undefined ? undefined : await raceSignal(waiter.handOff, signal);
     } finally {
@@ -393,8 +398,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, tag: string, create
   /** Reads the key just ahead of ours. */
   async function findPlace(): Promise<Place> {
     const before = await ctx.io.range(prefix, { end, sortByCreate: true, descending: true, limit: 1, keysOnly: true, maxCreate: created - 1n }, signal);
-    const ahead = before.kvs[0];
-    return { ahead: ahead === undefined ? undefined : ks(ahead.key), revision: revisionOf(before) };
+    return { ahead: queueKeyOf(before.kvs[0]), revision: revisionOf(before) };
   }
 }
 
@@ -414,14 +418,16 @@ const lostKey = (error: unknown): boolean => (error as { lostKey?: unknown }).lo
 const LOCAL_WATCH_DELAY_MS = 200;
 
 /**
- * Resolves when `key`, which existed at `seenAt`, is deleted, or when `until` resolves. The
+ * Resolves when `ahead`, which existed at `seenAt`, is deleted, or when `until` resolves. The
  * watch starts at etcd's current revision (a watch from a past revision is served by etcd's
  * catch-up loop, which runs every 100 ms); if that is past `seenAt`, one read tells whether
- * the key went meanwhile. With `deferWatch` (the key is this process's, and `until` comes
- * when it leaves through here) the watch starts only if `until` has not come within
- * `LOCAL_WATCH_DELAY_MS`.
+ * the key went meanwhile: gone, or there again with another create revision (slots are reused:
+ * the same name may already be a later request, queued behind the waiter). With `deferWatch`
+ * (the key is this process's, and `until` comes when it leaves through here) the watch starts
+ * only if `until` has not come within `LOCAL_WATCH_DELAY_MS`.
  */
-async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: AbortSignal, until: Promise<void>, deferWatch: boolean): Promise<void> {
+async function waitForDelete(io: EtcdIo, ahead: QueueKey, seenAt: bigint, signal: AbortSignal, until: Promise<void>, deferWatch: boolean): Promise<void> {
+  const { key, created } = ahead;
   checkSignal(signal);
   if (deferWatch && (await comesWithin(until, LOCAL_WATCH_DELAY_MS, signal))) return;
   io.keyWatches.set(key, (io.keyWatches.get(key) ?? 0) + 1);
@@ -444,9 +450,10 @@ async function waitForDelete(io: EtcdIo, key: string, seenAt: bigint, signal: Ab
           created: (revision) => {
             if (revision <= seenAt) return;
             // Deleted between `seenAt` and the watch's start? Then no event will come: ask.
-            io.range(key, { countOnly: true }, signal).then(
+            io.range(key, { keysOnly: true }, signal).then(
               (read) => {
-                if (read.count === "0") settle();
+                const kv = read.kvs[0];
+                if (kv === undefined || createOf(kv) !== created) settle();
               },
               (error: unknown) => settle(error as Error),
             );
