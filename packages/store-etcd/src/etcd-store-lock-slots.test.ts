@@ -8,6 +8,8 @@ import { after, before, describe, it } from "node:test";
 import type { PrimitiveRef, RuntimeSession } from "@atomix-ts/core";
 import { kb, prefixEnd } from "./etcd-io.js";
 import { createEtcdStore, type EtcdStore } from "./index.js";
+import { baseOf } from "./layout.js";
+import { localLocks } from "./recipes/lock-local.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
 import { unique, until } from "./test-support.js";
 
@@ -136,6 +138,24 @@ describe("etcd store: lock queue keys are reused slots", () => {
     }
     await a.close();
     await b.close();
+  });
+
+  it("a request never gets the name of a hold of this store, even after the hold's slot was forgotten", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    const held = await session.execute(ref, { op: "lock" });
+    // As after the session ended here without a revoke and was resumed: its slots are forgotten,
+    // its hold is not (it is still in etcd).
+    localLocks(store.io).sessionEnded(session.id);
+    const parked = session.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => localLocks(store.io).parkedOn(baseOf(store.prefix, "lock", ref.name)) === 1);
+    // The release hands the lock to the parked call in its transaction (a transaction may not
+    // delete and put one key: had the call been given the hold's name, etcd would refuse it).
+    assert.equal((await session.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    const next = await parked;
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version: next.version });
+    await session.close();
   });
 
   it("a request sent again through another store that resumed the session gets the hold it was granted", async () => {

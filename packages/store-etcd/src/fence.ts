@@ -2,11 +2,12 @@
  * Fenced writes: a Counter, Value or Map write that names a lock hold (`fence: { lock, version }`)
  * applies only if that hold is current at the moment the write applies.
  *
- * A hold is identified by its queue key in the lock recipe (`<prefix>lock/<name>#q/<session>/<uuid>`)
+ * A hold is identified by its queue key in the lock recipe (`<prefix>lock/<name>#q/<session>/<slot>`)
  * and its grant revision: the fencing version is the version of the grant revision (place 0, or
  * place 1 when a release granted it in its own transaction; see recipes/lock.ts), and the grant
- * transaction is the last write of that key (release, session end and lease expiry delete it;
- * the key is unique, so it is never written again). So "held at exactly `version`" is "the
+ * transaction is the last write of that key while the hold lasts (release, session end and
+ * lease expiry delete it; a later request that reuses the slot creates it again, at a later
+ * revision). So "held at exactly `version`" is "the
  * holder key still has mod revision `version / 1 000 000`", one etcd compare. Every transaction
  * of a fenced call carries that compare, so check and write are one atomic transaction; a failed
  * compare reads the key back in the failure branch to tell a lost hold (ConflictError, nothing

@@ -111,10 +111,24 @@ export class LocalLocks {
     const owner = `${queuePrefix(base)}${session}/`;
     let used = this.slots.get(owner);
     if (used === undefined) this.slots.set(owner, (used = new Set()));
+    // Never the name of a hold or a waiting request of this process, even one whose slot was
+    // freed by mistake (a session that ended here and was resumed keeps its holds in etcd).
+    const held = this.holds.get(base)?.key;
     let slot = 0;
-    while (used.has(slot)) slot++;
+    while (used.has(slot) || `${owner}${slot}` === held || this.queued.has(`${owner}${slot}`)) slot++;
     used.add(slot);
     return `${owner}${slot}`;
+  }
+
+  /** Marks `key`'s slot as in use (a request this process carries on with, made before). */
+  useKey(key: string): void {
+    const cut = key.lastIndexOf("/");
+    const slot = Number(key.slice(cut + 1));
+    if (!Number.isSafeInteger(slot)) return;
+    const owner = key.slice(0, cut + 1);
+    let used = this.slots.get(owner);
+    if (used === undefined) this.slots.set(owner, (used = new Set()));
+    used.add(slot);
   }
 
   /** `key`'s slot is free again: the key is gone, or was never written. */

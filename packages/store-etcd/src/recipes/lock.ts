@@ -184,6 +184,11 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
   for (;;) {
     const parked = local.takeParked(ctx.base);
     if (parked === undefined) return release(ctx, hold.key, current);
+    if (parked.key === hold.key) {
+      // Never given out while held here (`reserveKey`); a transaction may not delete and put one key.
+      parked.wake();
+      return release(ctx, hold.key, current);
+    }
     let settle!: (outcome: ParkedOutcome) => void;
     parked.handOff = new Promise((resolve) => (settle = resolve));
     let txn: ITxnResponse;
@@ -250,7 +255,7 @@ async function parkBehindLocalHold(ctx: RecipeContext, key: string, tag: string,
   // A release that took this waiter before it left decides the outcome (it always answers).
   const outcome = parked.handOff === undefined ? undefined : await parked.handOff;
   if (gaveUp) {
-    if (outcome?.type === "granted") await release(ctx, key, cmp.modIs(key, splitVersion(outcome.version).revision)).catch(() => undefined);
+    if (outcome?.type === "granted") await release(ctx, key, cmp.modIs(key, splitVersion(outcome.version).revision)).catch(() => removeLater(ctx, key, tag));
     else if (outcome?.type === "failed") removeLater(ctx, key, tag);
     else localLocks(ctx.io).freeKey(key);
     if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
@@ -340,7 +345,7 @@ async function waitForGrant(ctx: RecipeContext, key: string, tag: string, create
     // Not this process's to hand on any more: a waiter lining up behind it now watches it.
     unqueue();
     // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release).
-    await release(ctx, key, cmp.createdAt(key, created)).catch(() => undefined);
+    await release(ctx, key, cmp.createdAt(key, created)).catch(() => removeLater(ctx, key, tag));
     if (signal.aborted) {
       if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
       throw canceledBy(ctx.signal);
@@ -506,7 +511,7 @@ const WITHDRAW_PAGE = 1000;
  * in place one would reach the head of its queue and block it until its session ends. So no
  * live waiter of the calling store may own one: call it before the sessions are used there.
  *
- * One read of every lock request key under the prefix (in pages; values are one or two bytes),
+ * One read of every lock request key under the prefix (in pages; values are a state and a tag),
  * then one transaction per request found, deleting it only if its mod revision is unchanged: a
  * request granted meanwhile (rewritten as held) is a hold, and stays. A waiting key's deletion
  * has no event, so no explicit-delete marker is written.
@@ -530,7 +535,7 @@ export async function withdrawQueuedRequests(io: EtcdIo, prefix: string, session
 }
 
 /**
- * The session of a key `<prefix>lock/<name>#q/<session>/<nonce>` (empty for the lock's other
+ * The session of a key `<prefix>lock/<name>#q/<session>/<slot>` (empty for the lock's other
  * keys); `from` is where `<name>` starts. Names and prefixes never contain `#`.
  */
 function requestSessionOf(key: string, from: number): string {
@@ -582,6 +587,8 @@ async function request(
   /** Carries on with this request's key found in etcd (made by an earlier try). */
   const resume = async (found: IKeyValue): Promise<OperationResult<"lock">> => {
     const at = ks(found.key);
+    // Made before, maybe through another store: its slot is in use here from now on.
+    local.useKey(at);
     if (isHeld(found)) return granted(ctx, at, tag, versionOfHold(found), createOf(found));
     if (kind === "tryLock") return {};
     return granted(ctx, at, tag, await waitForGrant(ctx, at, tag, createOf(found), undefined), createOf(found));
