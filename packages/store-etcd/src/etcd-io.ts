@@ -80,7 +80,6 @@ export interface EtcdIoOptions {
   requestTimeoutMs?: number;
 }
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** The auth options, checked. */
@@ -119,7 +118,7 @@ function checkTls(tls: EtcdTlsOptions | undefined, endpoints: string[]): { ca?: 
 }
 
 /** A key as etcd bytes. */
-export const kb = (key: string): Buffer => Buffer.from(enc.encode(key));
+export const kb = (key: string): Buffer => Buffer.from(key, "utf8");
 /** etcd bytes as a string key. */
 export const ks = (key: Buffer): string => dec.decode(key);
 

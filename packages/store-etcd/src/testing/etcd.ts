@@ -107,6 +107,17 @@ export function startEtcd(options: EtcdMemberOptions = {}): Promise<EtcdCluster>
 
 /** Starts an etcd cluster of `size` members on loopback and waits until it is healthy. */
 export async function startEtcdCluster(size = 3, options: EtcdMemberOptions = {}): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster(size, options);
+    } catch (error) {
+      // A port found free was taken (by another test process) before etcd bound it: new ports.
+      if (attempt >= 3 || !(error as Error).message.includes("address already in use")) throw error;
+    }
+  }
+}
+
+async function startCluster(size: number, options: EtcdMemberOptions): Promise<EtcdCluster> {
   const root = await mkdtemp(join(tmpdir(), "atomix-etcd-"));
   const members: Member[] = [];
   let certs: Certificates | undefined;
