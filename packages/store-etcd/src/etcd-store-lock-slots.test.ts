@@ -158,6 +158,47 @@ describe("etcd store: lock queue keys are reused slots", () => {
     await session.close();
   });
 
+  it("a request sent again while the first copy still waits: either giving up leaves the shared key to the other", async () => {
+    const ref = lockRef();
+    const [session, holder] = [await store.openSession(), await other.openSession()];
+    const held = await holder.execute(ref, { op: "lock" });
+    // The first copy's watch on the holder's key is held back: it stays waiting.
+    const keyWatches = store.io.keyWatchStream;
+    const watch = keyWatches.watch.bind(keyWatches);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let calls = 0;
+    keyWatches.watch = async (...args) => {
+      if (++calls === 1) await gate;
+      return watch(...args);
+    };
+    try {
+      const first = new AbortController();
+      const waiting = session.execute(ref, { op: "lock", idempotencyKey: "request-w" }, { signal: first.signal });
+      await until(() => calls === 1);
+      // The resend carries on with the first copy's key (it withdraws the copy it queued).
+      const resent = session.execute(ref, { op: "lock", idempotencyKey: "request-w" }, { timeoutMs: 5000 });
+      await until(() => calls === 2);
+      assert.deepEqual((await queue(ref)).map(([name, value]) => [name, value.split("/")[0]]), [
+        [`${holder.id}/0`, "h"],
+        [`${session.id}/0`, "w"],
+      ]);
+      await holder.execute(ref, { op: "unlock", version: held.version });
+      const granted = await resent;
+      // The first copy gives up now: the grant the resend returned stays.
+      first.abort();
+      await assert.rejects(waiting);
+      assert.equal((await session.execute(ref, { op: "get" })).version, granted.version);
+      assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/0`]);
+      await session.execute(ref, { op: "unlock", version: granted.version });
+    } finally {
+      keyWatches.watch = watch;
+      open();
+    }
+    await session.close();
+    await holder.close();
+  });
+
   it("a request sent again through another store that resumed the session gets the hold it was granted", async () => {
     const ref = lockRef();
     const first: RuntimeSession = await store.openSession({ ttlMs: 10_000 });

@@ -94,7 +94,9 @@ export class LocalLocks {
   /** Waiters queued here, by the key just ahead of each. */
   private readonly waiters = new Map<string, LocalWaiter>();
   /** The keys of the requests waiting in this process (from enqueue to grant or give-up). */
-  private readonly queued = new Set<string>();
+  private readonly queued = new Map<string, number>();
+  /** Keys whose grant a call of this process returned (until released): no give-up may delete them. */
+  private readonly claims = new Set<string>();
   /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
   private readonly lines = new Map<string, InLine[]>();
   /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
@@ -115,7 +117,7 @@ export class LocalLocks {
     // freed by mistake (a session that ended here and was resumed keeps its holds in etcd).
     const held = this.holds.get(base)?.key;
     let slot = 0;
-    while (used.has(slot) || `${owner}${slot}` === held || this.queued.has(`${owner}${slot}`)) slot++;
+    while (used.has(slot) || `${owner}${slot}` === held || this.queued.has(`${owner}${slot}`) || this.claims.has(`${owner}${slot}`)) slot++;
     used.add(slot);
     return `${owner}${slot}`;
   }
@@ -131,8 +133,23 @@ export class LocalLocks {
     used.add(slot);
   }
 
+  /** A call of this process returned the grant of `key` to its caller. */
+  claim(key: string): void {
+    this.claims.add(key);
+  }
+
+  /**
+   * Whether a call that gives up waiting on `key` may delete it: not while another call of this
+   * process carries on with the same request (the same request sent again while the first
+   * still waited: they share its key), nor once a call returned its grant.
+   */
+  mayWithdraw(key: string): boolean {
+    return (this.queued.get(key) ?? 0) <= 1 && !this.claims.has(key);
+  }
+
   /** `key`'s slot is free again: the key is gone, or was never written. */
   freeKey(key: string): void {
+    this.claims.delete(key);
     const cut = key.lastIndexOf("/");
     const used = this.slots.get(key.slice(0, cut + 1));
     if (used === undefined) return;
@@ -171,8 +188,15 @@ export class LocalLocks {
 
   /** Records `key` as a request waiting in this process; returns the function that removes it. */
   waiting(key: string): () => void {
-    this.queued.add(key);
-    return () => this.queued.delete(key);
+    this.queued.set(key, (this.queued.get(key) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = this.queued.get(key)! - 1;
+      if (left === 0) this.queued.delete(key);
+      else this.queued.set(key, left);
+    };
   }
 
   /**
@@ -215,6 +239,7 @@ export class LocalLocks {
     for (const owner of this.slots.keys()) {
       if (owner.endsWith(`/${session}/`)) this.slots.delete(owner);
     }
+    for (const key of this.claims) if (key.includes(`/${session}/`)) this.claims.delete(key);
   }
 
   /** Puts a `lock()` at the tail of the lock's line. */

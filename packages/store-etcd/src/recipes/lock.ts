@@ -131,7 +131,9 @@ const newestIn = (txn: ITxnResponse, index: number): QueueKey | undefined => que
 
 /** Records a grant made in this process (of `key`, created at `created`), for a release with no read. */
 function granted(ctx: RecipeContext, key: string, tag: string, version: bigint, created: bigint): { version: bigint } {
-  localLocks(ctx.io).granted(ctx.base, { key, version, created, session: ctx.session.id, tag });
+  const local = localLocks(ctx.io);
+  local.granted(ctx.base, { key, version, created, session: ctx.session.id, tag });
+  local.claim(key);
   return { version };
 }
 
@@ -342,10 +344,12 @@ async function waitForGrant(ctx: RecipeContext, key: string, tag: string, create
       }
     }
   } catch (error) {
+    const withdraw = localLocks(ctx.io).mayWithdraw(key);
     // Not this process's to hand on any more: a waiter lining up behind it now watches it.
     unqueue();
-    // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release).
-    await release(ctx, key, cmp.createdAt(key, created)).catch(() => removeLater(ctx, key, tag));
+    // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release),
+    // unless another call carries on with this request, or returned its grant.
+    if (withdraw) await release(ctx, key, cmp.createdAt(key, created)).catch(() => removeLater(ctx, key, tag));
     if (signal.aborted) {
       if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
       throw canceledBy(ctx.signal);
@@ -660,8 +664,11 @@ export const lockRecipe: Recipe<"lock"> = {
         const tag = idempotencyKey ?? randomUUID();
         const local = localLocks(ctx.io);
         const hold = local.hold(ctx.base);
-        // The same request sent again, and granted here already.
-        if (idempotencyKey !== undefined && hold?.tag === idempotencyKey && hold.session === ctx.session.id) return { version: hold.version };
+        // The same request sent again, and granted here already (if that hold still stands).
+        if (idempotencyKey !== undefined && hold?.tag === idempotencyKey && hold.session === ctx.session.id) {
+          const found = (await ctx.io.range(hold.key, {}, ctx.signal)).kvs[0];
+          if (found !== undefined && tagOf(found) === idempotencyKey && modOf(found) === splitVersion(hold.version).revision) return { version: hold.version };
+        }
         const key = local.reserveKey(ctx.base, ctx.session.id);
         // A lock() takes its place in this store's line for the lock now: it is handed the lock,
         // or its request reaches etcd, only after every earlier lock() of this store.
