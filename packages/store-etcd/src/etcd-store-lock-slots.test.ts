@@ -158,7 +158,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
     await session.close();
   });
 
-  it("a request sent again while the first copy still waits: either giving up leaves the shared key to the other", async () => {
+  it("a request sent again while the first copy still waits: the first copy's give-up leaves the key to the resend", async () => {
     const ref = lockRef();
     const [session, holder] = [await store.openSession(), await other.openSession()];
     const held = await holder.execute(ref, { op: "lock" });
@@ -191,6 +191,43 @@ describe("etcd store: lock queue keys are reused slots", () => {
       assert.equal((await session.execute(ref, { op: "get" })).version, granted.version);
       assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/0`]);
       await session.execute(ref, { op: "unlock", version: granted.version });
+    } finally {
+      keyWatches.watch = watch;
+      open();
+    }
+    await session.close();
+    await holder.close();
+  });
+
+  it("a request sent again while the first copy still waits: the first copy's grant does not outlive the resend's give-up", async () => {
+    const ref = lockRef();
+    const [session, holder] = [await store.openSession(), await other.openSession()];
+    const held = await holder.execute(ref, { op: "lock" });
+    // The resend's watch on the holder's key is held back: it stays waiting.
+    const keyWatches = store.io.keyWatchStream;
+    const watch = keyWatches.watch.bind(keyWatches);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let calls = 0;
+    keyWatches.watch = async (...args) => {
+      if (++calls === 2) await gate;
+      return watch(...args);
+    };
+    try {
+      // The first copy, whose caller is gone (its connection was lost), and the resend.
+      const first = session.execute(ref, { op: "lock", idempotencyKey: "request-v" }, { timeoutMs: 5000 });
+      await until(() => calls === 1);
+      const resend = new AbortController();
+      const resent = session.execute(ref, { op: "lock", idempotencyKey: "request-v" }, { signal: resend.signal });
+      await until(() => calls === 2);
+      await holder.execute(ref, { op: "unlock", version: held.version });
+      // The first copy is granted, but its answer goes nowhere; the resend (what the client
+      // waits for) gives up: the client saw a failure, so the lock must not stay held.
+      const granted = await first;
+      resend.abort();
+      await assert.rejects(resent);
+      assert.equal((await session.execute(ref, { op: "get" })).version, undefined, `version ${granted.version} was released`);
+      assert.deepEqual(await queue(ref), []);
     } finally {
       keyWatches.watch = watch;
       open();

@@ -93,10 +93,14 @@ export class LocalLocks {
   private readonly holds = new Map<string, LocalHold>();
   /** Waiters queued here, by the key just ahead of each. */
   private readonly waiters = new Map<string, LocalWaiter>();
-  /** The keys of the requests waiting in this process (from enqueue to grant or give-up). */
-  private readonly queued = new Map<string, number>();
-  /** Keys whose grant a call of this process returned (until released): no give-up may delete them. */
-  private readonly claims = new Set<string>();
+  /**
+   * The calls of this process waiting on each request key (from enqueue to grant or give-up),
+   * by arrival number: a request sent again while its first copy waits shares its key.
+   */
+  private readonly carriers = new Map<string, Set<number>>();
+  /** Keys whose grant a call of this process returned (until released), with the grant's key creation and the call. */
+  private readonly claims = new Map<string, { readonly created: bigint; readonly arrival: number }>();
+  private arrivals = 0;
   /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
   private readonly lines = new Map<string, InLine[]>();
   /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
@@ -117,7 +121,7 @@ export class LocalLocks {
     // freed by mistake (a session that ended here and was resumed keeps its holds in etcd).
     const held = this.holds.get(base)?.key;
     let slot = 0;
-    while (used.has(slot) || `${owner}${slot}` === held || this.queued.has(`${owner}${slot}`) || this.claims.has(`${owner}${slot}`)) slot++;
+    while (used.has(slot) || `${owner}${slot}` === held || this.carriers.has(`${owner}${slot}`) || this.claims.has(`${owner}${slot}`)) slot++;
     used.add(slot);
     return `${owner}${slot}`;
   }
@@ -133,18 +137,28 @@ export class LocalLocks {
     used.add(slot);
   }
 
-  /** A call of this process returned the grant of `key` to its caller. */
-  claim(key: string): void {
-    this.claims.add(key);
+  /** Numbers a `lock()`/`tryLock()` call of this process: later calls get greater numbers. */
+  arrive(): number {
+    return ++this.arrivals;
+  }
+
+  /** Call `arrival` returned the grant of `key` (created at `created`) to its caller. */
+  claim(key: string, created: bigint, arrival: number): void {
+    this.claims.delete(key);
+    this.claims.set(key, { created, arrival });
+    if (this.claims.size > MAX_HOLDS) this.claims.delete(this.claims.keys().next().value!);
   }
 
   /**
-   * Whether a call that gives up waiting on `key` may delete it: not while another call of this
-   * process carries on with the same request (the same request sent again while the first
-   * still waited: they share its key), nor once a call returned its grant.
+   * Whether call `arrival`, giving up waiting on `key` (created at `created`), may delete it.
+   * Copies of one request share its key, and its client listens to the newest (the first copy
+   * is on a connection that was lost): so not while a newer copy still waits on it or has
+   * returned its grant; an older copy does not hold it back, whether waiting or granted.
    */
-  mayWithdraw(key: string): boolean {
-    return (this.queued.get(key) ?? 0) <= 1 && !this.claims.has(key);
+  mayWithdraw(key: string, created: bigint, arrival: number): boolean {
+    for (const other of this.carriers.get(key) ?? []) if (other > arrival) return false;
+    const claim = this.claims.get(key);
+    return claim === undefined || claim.created !== created || claim.arrival < arrival;
   }
 
   /** `key`'s slot is free again: the key is gone, or was never written. */
@@ -186,16 +200,14 @@ export class LocalLocks {
     return this.waiters.get(key);
   }
 
-  /** Records `key` as a request waiting in this process; returns the function that removes it. */
-  waiting(key: string): () => void {
-    this.queued.set(key, (this.queued.get(key) ?? 0) + 1);
-    let done = false;
+  /** Records call `arrival` as waiting on request `key`; returns the function that removes it. */
+  waiting(key: string, arrival: number): () => void {
+    let calls = this.carriers.get(key);
+    if (calls === undefined) this.carriers.set(key, (calls = new Set()));
+    calls.add(arrival);
     return () => {
-      if (done) return;
-      done = true;
-      const left = this.queued.get(key)! - 1;
-      if (left === 0) this.queued.delete(key);
-      else this.queued.set(key, left);
+      calls.delete(arrival);
+      if (calls.size === 0 && this.carriers.get(key) === calls) this.carriers.delete(key);
     };
   }
 
@@ -205,7 +217,7 @@ export class LocalLocks {
    * waiter behind it, or a give-up, which wakes it: see `left`).
    */
   owns(base: string, key: string): boolean {
-    return this.queued.has(key) || this.holds.get(base)?.key === key;
+    return this.carriers.has(key) || this.holds.get(base)?.key === key;
   }
 
   /** This process deleted `key`: the waiter behind it, if any, stops waiting and looks again. */
@@ -232,14 +244,14 @@ export class LocalLocks {
       this.holds.delete(base);
       this.unpark(base);
     }
+    // Its keys went with the lease. (A session that ends here without a revoke keeps its
+    // claims: its holds live on, and its waiters' give-ups, still to come, must not delete them.)
+    for (const key of this.claims.keys()) if (ownedBy(key, session)) this.claims.delete(key);
   }
 
   /** A session ended here (revoked or not): this process makes no more requests in it. */
   sessionEnded(session: string): void {
-    for (const owner of this.slots.keys()) {
-      if (owner.endsWith(`/${session}/`)) this.slots.delete(owner);
-    }
-    for (const key of this.claims) if (key.includes(`/${session}/`)) this.claims.delete(key);
+    for (const owner of this.slots.keys()) if (ownedBy(owner, session)) this.slots.delete(owner);
   }
 
   /** Puts a `lock()` at the tail of the lock's line. */
@@ -295,6 +307,9 @@ export class LocalLocks {
     }
   }
 }
+
+/** Whether a queue key (or its owner prefix `<base>q/<session>/`) is of `session`. */
+const ownedBy = (key: string, session: string): boolean => key.slice(0, key.lastIndexOf("/") + 1).endsWith(`#q/${session}/`);
 
 const byIo = new WeakMap<EtcdIo, LocalLocks>();
 

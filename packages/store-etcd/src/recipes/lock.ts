@@ -130,10 +130,20 @@ const queueKeyOf = (kv: IKeyValue | undefined): QueueKey | undefined => (kv === 
 const newestIn = (txn: ITxnResponse, index: number): QueueKey | undefined => queueKeyOf(txn.responses[index]?.response_range.kvs[0]);
 
 /** Records a grant made in this process (of `key`, created at `created`), for a release with no read. */
-function granted(ctx: RecipeContext, key: string, tag: string, version: bigint, created: bigint): { version: bigint } {
+/** A `lock()`/`tryLock()` call: its request's tag, and its arrival number in this store. */
+interface Caller {
+  readonly tag: string;
+  readonly arrival: number;
+}
+
+/**
+ * Records a grant returned by `caller` (of `key`, created at `created`), for a release with no
+ * read; the key is claimed (no give-up of an older copy of the request deletes it).
+ */
+function granted(ctx: RecipeContext, key: string, caller: Caller, version: bigint, created: bigint): { version: bigint } {
   const local = localLocks(ctx.io);
-  local.granted(ctx.base, { key, version, created, session: ctx.session.id, tag });
-  local.claim(key);
+  local.granted(ctx.base, { key, version, created, session: ctx.session.id, tag: caller.tag });
+  local.claim(key, created, caller.arrival);
   return { version };
 }
 
@@ -325,12 +335,21 @@ interface Place {
  * `place` is where the key stood when queued (undefined: unknown, read it). Rejects with the
  * call's reason on abort or timeout (after deleting the key), or UnavailableError if the session ends.
  */
-async function waitForGrant(ctx: RecipeContext, key: string, tag: string, created: bigint, place: Place | undefined): Promise<bigint> {
+async function waitForGrant(
+  ctx: RecipeContext,
+  key: string,
+  caller: Caller,
+  created: bigint,
+  place: Place | undefined,
+  /** The caller's registration as waiting on `key`, if made already (else made here). */
+  registered?: () => void,
+): Promise<bigint> {
   const prefix = queuePrefix(ctx.base);
   const end = prefixEnd(prefix);
+  const { tag } = caller;
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   // While it waits, the waiter behind this key (if queued here too) hears of its leaving in-process.
-  const unqueue = localLocks(ctx.io).waiting(key);
+  const unqueue = registered ?? localLocks(ctx.io).waiting(key, caller.arrival);
   try {
     for (;;) {
       try {
@@ -344,11 +363,11 @@ async function waitForGrant(ctx: RecipeContext, key: string, tag: string, create
       }
     }
   } catch (error) {
-    const withdraw = localLocks(ctx.io).mayWithdraw(key);
+    const withdraw = localLocks(ctx.io).mayWithdraw(key, created, caller.arrival);
     // Not this process's to hand on any more: a waiter lining up behind it now watches it.
     unqueue();
     // Leave the queue (even if granted meanwhile: the caller gave up, so that is a release),
-    // unless another call carries on with this request, or returned its grant.
+    // unless a newer copy of the request carries on with it, or returned its grant.
     if (withdraw) await release(ctx, key, cmp.createdAt(key, created)).catch(() => removeLater(ctx, key, tag));
     if (signal.aborted) {
       if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
@@ -581,21 +600,28 @@ async function request(
   ctx: RecipeContext,
   kind: "lock" | "tryLock",
   key: string,
-  tag: string,
+  caller: Caller,
   idempotent: boolean,
   turn: LineEntry | undefined,
 ): Promise<OperationResult<"lock">> {
   const prefix = queuePrefix(ctx.base);
   const own = `${prefix}${ctx.session.id}/`;
   const local = localLocks(ctx.io);
-  /** Carries on with this request's key found in etcd (made by an earlier try). */
-  const resume = async (found: IKeyValue): Promise<OperationResult<"lock">> => {
+  const { tag } = caller;
+  /**
+   * Carries on with this request's key found in etcd (made by an earlier try or copy), as one of
+   * its carriers from now on (`registered`: since it was found, with no await in between, so an
+   * older copy giving up meanwhile leaves the key to this one).
+   */
+  const resume = async (found: IKeyValue, registered = local.waiting(ks(found.key), caller.arrival)): Promise<OperationResult<"lock">> => {
     const at = ks(found.key);
     // Made before, maybe through another store: its slot is in use here from now on.
     local.useKey(at);
-    if (isHeld(found)) return granted(ctx, at, tag, versionOfHold(found), createOf(found));
-    if (kind === "tryLock") return {};
-    return granted(ctx, at, tag, await waitForGrant(ctx, at, tag, createOf(found), undefined), createOf(found));
+    if (isHeld(found) || kind === "tryLock") {
+      registered();
+      return isHeld(found) ? granted(ctx, at, caller, versionOfHold(found), createOf(found)) : {};
+    }
+    return granted(ctx, at, caller, await waitForGrant(ctx, at, caller, createOf(found), undefined, registered), createOf(found));
   };
   for (;;) {
     const failure: IRequestOp[] = [];
@@ -621,7 +647,7 @@ async function request(
     const revision = revisionOf(txn);
     if (txn.succeeded) {
       turn?.leave();
-      return granted(ctx, key, tag, versionAt(revision), revision);
+      return granted(ctx, key, caller, versionAt(revision), revision);
     }
     const earlier = idempotent ? txn.responses.at(-1)?.response_range.kvs.find((kv) => ks(kv.key) !== key && tagOf(kv) === tag) : undefined;
     const queued = kind === "lock" ? txn.responses[0]?.response_txn : undefined;
@@ -643,14 +669,16 @@ async function request(
       return earlier === undefined ? {} : resume(earlier);
     }
     if (earlier !== undefined) {
-      // This request was queued before (that answer was lost): withdraw the copy just queued.
+      // This request was queued before (that answer was lost): carry on with that key, and
+      // withdraw the copy just queued.
+      const registered = local.waiting(ks(earlier.key), caller.arrival);
       await ctx.io.txn([cmp.createdAt(key, revision)], [del(key)]).then(
         () => local.freeKey(key),
         () => removeLater(ctx, key, tag),
       );
-      return resume(earlier);
+      return resume(earlier, registered);
     }
-    return granted(ctx, key, tag, await waitForGrant(ctx, key, tag, revision, { ahead: newestIn(queued, 0), revision }), revision);
+    return granted(ctx, key, caller, await waitForGrant(ctx, key, caller, revision, { ahead: newestIn(queued, 0), revision }), revision);
   }
 }
 
@@ -663,6 +691,7 @@ export const lockRecipe: Recipe<"lock"> = {
         const idempotencyKey = optionalIdempotencyKey(operation.idempotencyKey);
         const tag = idempotencyKey ?? randomUUID();
         const local = localLocks(ctx.io);
+        const caller: Caller = { tag, arrival: local.arrive() };
         const hold = local.hold(ctx.base);
         // The same request sent again, and granted here already (if that hold still stands).
         if (idempotencyKey !== undefined && hold?.tag === idempotencyKey && hold.session === ctx.session.id) {
@@ -678,7 +707,10 @@ export const lockRecipe: Recipe<"lock"> = {
           try {
             if (hold !== undefined) {
               const handed = await parkBehindLocalHold(ctx, key, tag, turn);
-              if (handed !== undefined) return { version: handed };
+              if (handed !== undefined) {
+                local.claim(key, splitVersion(handed).revision, caller.arrival);
+                return { version: handed };
+              }
             }
             await raceSignal(turn.ready, ctx.signal).catch((error: unknown) => {
               local.freeKey(key);
@@ -690,7 +722,7 @@ export const lockRecipe: Recipe<"lock"> = {
             if (!queueNow) turn.leave();
           }
         }
-        return request(ctx, operation.op, key, tag, idempotencyKey !== undefined, turn);
+        return request(ctx, operation.op, key, caller, idempotencyKey !== undefined, turn);
       }
       case "unlock": {
         const version = optionalVersion(operation.version, "version");
