@@ -15,6 +15,27 @@ import { unique, until } from "./test-support.js";
 
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
+/** Holds back the `nth` predecessor watch `target` opens until `open()`; `restore()` undoes it all. */
+function holdBackWatch(target: EtcdStore, nth: number): { calls: () => number; open: () => void; restore: () => void } {
+  const keyWatches = target.io.keyWatchStream;
+  const watch = keyWatches.watch.bind(keyWatches);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let calls = 0;
+  keyWatches.watch = async (...args) => {
+    if (++calls === nth) await gate;
+    return watch(...args);
+  };
+  return {
+    calls: () => calls,
+    open,
+    restore: () => {
+      keyWatches.watch = watch;
+      open();
+    },
+  };
+}
+
 describe("etcd store: lock queue keys are reused slots", () => {
   let etcd: EtcdCluster;
   let store: EtcdStore;
@@ -105,19 +126,10 @@ describe("etcd store: lock queue keys are reused slots", () => {
     const [a, b] = [await store.openSession(), await other.openSession()];
     const held = await a.execute(ref, { op: "lock" });
     // b's request queues behind a's key; its watch on that key is held back.
-    const keyWatches = other.io.keyWatchStream;
-    const watch = keyWatches.watch.bind(keyWatches);
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    let asked = false;
-    keyWatches.watch = async (...args) => {
-      asked = true;
-      await gate;
-      return watch(...args);
-    };
+    const watch = holdBackWatch(other, 1);
     try {
       const waiting = b.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
-      await until(() => asked);
+      await until(() => watch.calls() === 1);
       // Meanwhile a's hold ends, and a's session queues again under the same key name: behind b.
       await a.execute(ref, { op: "unlock", version: held.version });
       const again = a.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
@@ -125,7 +137,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
       for (const deadline = Date.now() + 5000; (await names()).length < 2 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
       assert.deepEqual(await names(), [`${b.id}/0`, `${a.id}/0`]);
       // b's watch starts now: the key it waited behind is there, but it is a later request.
-      open();
+      watch.open();
       const granted = await waiting;
       assert.ok(granted.version! > held.version!);
       await b.execute(ref, { op: "unlock", version: granted.version });
@@ -133,8 +145,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
       assert.ok(next.version! > granted.version!);
       await a.execute(ref, { op: "unlock", version: next.version });
     } finally {
-      keyWatches.watch = watch;
-      open();
+      watch.restore();
     }
     await a.close();
     await b.close();
@@ -163,22 +174,14 @@ describe("etcd store: lock queue keys are reused slots", () => {
     const [session, holder] = [await store.openSession(), await other.openSession()];
     const held = await holder.execute(ref, { op: "lock" });
     // The first copy's watch on the holder's key is held back: it stays waiting.
-    const keyWatches = store.io.keyWatchStream;
-    const watch = keyWatches.watch.bind(keyWatches);
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    let calls = 0;
-    keyWatches.watch = async (...args) => {
-      if (++calls === 1) await gate;
-      return watch(...args);
-    };
+    const watch = holdBackWatch(store, 1);
     try {
       const first = new AbortController();
       const waiting = session.execute(ref, { op: "lock", idempotencyKey: "request-w" }, { signal: first.signal });
-      await until(() => calls === 1);
+      await until(() => watch.calls() === 1);
       // The resend carries on with the first copy's key (it withdraws the copy it queued).
       const resent = session.execute(ref, { op: "lock", idempotencyKey: "request-w" }, { timeoutMs: 5000 });
-      await until(() => calls === 2);
+      await until(() => watch.calls() === 2);
       assert.deepEqual((await queue(ref)).map(([name, value]) => [name, value.split("/")[0]]), [
         [`${holder.id}/0`, "h"],
         [`${session.id}/0`, "w"],
@@ -192,8 +195,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
       assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/0`]);
       await session.execute(ref, { op: "unlock", version: granted.version });
     } finally {
-      keyWatches.watch = watch;
-      open();
+      watch.restore();
     }
     await session.close();
     await holder.close();
@@ -204,22 +206,14 @@ describe("etcd store: lock queue keys are reused slots", () => {
     const [session, holder] = [await store.openSession(), await other.openSession()];
     const held = await holder.execute(ref, { op: "lock" });
     // The resend's watch on the holder's key is held back: it stays waiting.
-    const keyWatches = store.io.keyWatchStream;
-    const watch = keyWatches.watch.bind(keyWatches);
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    let calls = 0;
-    keyWatches.watch = async (...args) => {
-      if (++calls === 2) await gate;
-      return watch(...args);
-    };
+    const watch = holdBackWatch(store, 2);
     try {
       // The first copy, whose caller is gone (its connection was lost), and the resend.
       const first = session.execute(ref, { op: "lock", idempotencyKey: "request-v" }, { timeoutMs: 5000 });
-      await until(() => calls === 1);
+      await until(() => watch.calls() === 1);
       const resend = new AbortController();
       const resent = session.execute(ref, { op: "lock", idempotencyKey: "request-v" }, { signal: resend.signal });
-      await until(() => calls === 2);
+      await until(() => watch.calls() === 2);
       await holder.execute(ref, { op: "unlock", version: held.version });
       // The first copy is granted, but its answer goes nowhere; the resend (what the client
       // waits for) gives up: the client saw a failure, so the lock must not stay held.
@@ -229,8 +223,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
       assert.equal((await session.execute(ref, { op: "get" })).version, undefined, `version ${granted.version} was released`);
       assert.deepEqual(await queue(ref), []);
     } finally {
-      keyWatches.watch = watch;
-      open();
+      watch.restore();
     }
     await session.close();
     await holder.close();

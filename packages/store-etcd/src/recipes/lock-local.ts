@@ -4,8 +4,10 @@
  * with no read of the queue) and the waiters it queued, by the key each one waits behind (a
  * release can then grant that waiter in its own transaction), and the keys of its waiters (a
  * waiter right behind one of this process's keys is told in-process when that key goes, and
- * so can put off its watch). Everything here is a hint checked by etcd compares or backed by
- * a watch; a miss only means the slower path.
+ * so can put off its watch), and the slots its sessions' requests use (queue key names are
+ * reused). All that is a hint checked by etcd compares or backed by a watch; a miss only means
+ * the slower path. One thing here decides: which of the calls carrying one request (copies
+ * of it, sent again) may withdraw it when it gives up (`mayWithdraw`).
  */
 import type { EtcdIo } from "../etcd-io.js";
 
@@ -115,8 +117,7 @@ export class LocalLocks {
    */
   reserveKey(base: string, session: string): string {
     const owner = `${queuePrefix(base)}${session}/`;
-    let used = this.slots.get(owner);
-    if (used === undefined) this.slots.set(owner, (used = new Set()));
+    const used = this.slotsOf(owner);
     // Never the name of a hold or a waiting request of this process, even one whose slot was
     // freed by mistake (a session that ended here and was resumed keeps its holds in etcd).
     const held = this.holds.get(base)?.key;
@@ -128,13 +129,14 @@ export class LocalLocks {
 
   /** Marks `key`'s slot as in use (a request this process carries on with, made before). */
   useKey(key: string): void {
-    const cut = key.lastIndexOf("/");
-    const slot = Number(key.slice(cut + 1));
-    if (!Number.isSafeInteger(slot)) return;
-    const owner = key.slice(0, cut + 1);
+    const { owner, slot } = splitKey(key);
+    if (Number.isSafeInteger(slot)) this.slotsOf(owner).add(slot);
+  }
+
+  private slotsOf(owner: string): Set<number> {
     let used = this.slots.get(owner);
     if (used === undefined) this.slots.set(owner, (used = new Set()));
-    used.add(slot);
+    return used;
   }
 
   /** Numbers a `lock()`/`tryLock()` call of this process: later calls get greater numbers. */
@@ -164,11 +166,10 @@ export class LocalLocks {
   /** `key`'s slot is free again: the key is gone, or was never written. */
   freeKey(key: string): void {
     this.claims.delete(key);
-    const cut = key.lastIndexOf("/");
-    const used = this.slots.get(key.slice(0, cut + 1));
-    if (used === undefined) return;
-    used.delete(Number(key.slice(cut + 1)));
-    if (used.size === 0) this.slots.delete(key.slice(0, cut + 1));
+    const { owner, slot } = splitKey(key);
+    const used = this.slots.get(owner);
+    used?.delete(slot);
+    if (used?.size === 0) this.slots.delete(owner);
   }
 
   /** Records a grant; the lock's earlier holds are all over (only the queue head is ever held). */
@@ -308,8 +309,14 @@ export class LocalLocks {
   }
 }
 
-/** Whether a queue key (or its owner prefix `<base>q/<session>/`) is of `session`. */
-const ownedBy = (key: string, session: string): boolean => key.slice(0, key.lastIndexOf("/") + 1).endsWith(`#q/${session}/`);
+/** A queue key `<base>q/<session>/<slot>` as its owner prefix (`<base>q/<session>/`) and slot. */
+function splitKey(key: string): { owner: string; slot: number } {
+  const cut = key.lastIndexOf("/") + 1;
+  return { owner: key.slice(0, cut), slot: Number(key.slice(cut)) };
+}
+
+/** Whether a queue key (or its owner prefix) is of `session`. */
+const ownedBy = (key: string, session: string): boolean => splitKey(key).owner.endsWith(`#q/${session}/`);
 
 const byIo = new WeakMap<EtcdIo, LocalLocks>();
 
