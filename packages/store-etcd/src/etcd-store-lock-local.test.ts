@@ -6,29 +6,21 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { UnavailableError, type PrimitiveRef } from "@atomix-ts/core";
 import { op, prefixEnd } from "./etcd-io.js";
-import { createEtcdStore, type EtcdStore } from "./index.js";
+import type { EtcdStore } from "./index.js";
 import { localLocks } from "./recipes/lock-local.js";
-import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { until } from "./test-support.js";
+import { twoStores, until } from "./test-support.js";
 
 let names = 0;
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: `lock-${process.pid}-${++names}` });
 
 describe("etcd store: lock waits behind keys of the same store", () => {
-  let etcd: EtcdCluster;
   let store: EtcdStore;
   let other: EtcdStore;
+  let stop: () => Promise<void>;
   before(async () => {
-    etcd = await startEtcd();
-    const prefix = `lock-local-test-${process.pid}/`;
-    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
-    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    ({ store, other, stop } = await twoStores(`lock-local-test-${process.pid}/`));
   });
-  after(async () => {
-    await store.close();
-    await other.close();
-    await etcd.stop();
-  });
+  after(() => stop());
 
   /** The lock's queue keys, oldest first. */
   const queue = async (ref: PrimitiveRef<"lock">): Promise<string[]> => {

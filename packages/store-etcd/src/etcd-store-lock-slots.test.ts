@@ -7,11 +7,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { PrimitiveRef, RuntimeSession } from "@atomix-ts/core";
 import { kb, prefixEnd } from "./etcd-io.js";
-import { createEtcdStore, type EtcdStore } from "./index.js";
+import type { EtcdStore } from "./index.js";
 import { baseOf } from "./layout.js";
 import { localLocks } from "./recipes/lock-local.js";
-import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { unique, until } from "./test-support.js";
+import { twoStores, unique, until } from "./test-support.js";
 
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
@@ -37,20 +36,13 @@ function holdBackWatch(target: EtcdStore, nth: number): { calls: () => number; o
 }
 
 describe("etcd store: lock queue keys are reused slots", () => {
-  let etcd: EtcdCluster;
   let store: EtcdStore;
   let other: EtcdStore;
+  let stop: () => Promise<void>;
   before(async () => {
-    etcd = await startEtcd();
-    const prefix = `slots-${process.pid}/`;
-    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
-    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    ({ store, other, stop } = await twoStores(`slots-${process.pid}/`));
   });
-  after(async () => {
-    await store.close();
-    await other.close();
-    await etcd.stop();
-  });
+  after(() => stop());
 
   const queueOf = (ref: PrimitiveRef<"lock">): string => `${store.prefix}lock/${ref.name}#q/`;
   const revision = async (): Promise<bigint> => BigInt((await store.io.range("none", {})).header.revision);

@@ -16,11 +16,10 @@ import {
   type RuntimeSession,
 } from "@atomix-ts/core";
 import { prefixEnd } from "./etcd-io.js";
-import { createEtcdStore, type EtcdStore } from "./index.js";
+import type { EtcdStore } from "./index.js";
 import { baseOf, versionAt } from "./layout.js";
 import { localLocks } from "./recipes/lock-local.js";
-import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
-import { unique, until } from "./test-support.js";
+import { twoStores, unique, until } from "./test-support.js";
 
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
@@ -87,21 +86,13 @@ function abortOnNextTxn(store: EtcdStore, controller: AbortController): () => vo
 }
 
 describe("etcd store: lock short paths", () => {
-  let etcd: EtcdCluster;
   let store: EtcdStore;
   let other: EtcdStore;
+  let stop: () => Promise<void>;
   before(async () => {
-    etcd = await startEtcd();
-    const prefix = `lock-test-${process.pid}/`;
-    store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
-    // A second store on the same prefix: another process, as far as the lock can tell.
-    other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+    ({ store, other, stop } = await twoStores(`lock-test-${process.pid}/`));
   });
-  after(async () => {
-    await store.close();
-    await other.close();
-    await etcd.stop();
-  });
+  after(() => stop());
 
   const queueLength = async (ref: PrimitiveRef<"lock">): Promise<number> => {
     const queue = `${store.prefix}lock/${ref.name}#q/`;

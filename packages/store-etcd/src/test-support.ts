@@ -2,6 +2,8 @@
  * Helpers shared by this package's tests (not exported from the package).
  */
 import assert from "node:assert/strict";
+import { createEtcdStore, type EtcdStore } from "./index.js";
+import { startEtcd } from "./testing/etcd.js";
 
 let names = 0;
 
@@ -34,4 +36,23 @@ export async function until(condition: () => boolean): Promise<void> {
     if (Date.now() > deadline) assert.fail("condition not met within 5 s");
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
+}
+
+/**
+ * One etcd member and two stores on one prefix: two processes, as far as the lock can tell.
+ * `stop` closes the stores and the member.
+ */
+export async function twoStores(prefix: string): Promise<{ store: EtcdStore; other: EtcdStore; stop: () => Promise<void> }> {
+  const etcd = await startEtcd();
+  const store = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+  const other = createEtcdStore({ endpoints: etcd.endpoints, prefix });
+  return {
+    store,
+    other,
+    async stop() {
+      await store.close();
+      await other.close();
+      await etcd.stop();
+    },
+  };
 }
