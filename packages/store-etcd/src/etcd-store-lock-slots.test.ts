@@ -2,10 +2,11 @@
 // a deleted key in its index until compaction, and every read of the queue walks it. These
 // tests read the queue's whole history back from etcd to count the key names used; they also
 // check that a slot taken by a request this store does not know is skipped and left alone, and
-// that a request sent again through another store finds its first key in whatever slot it is.
+// that a request sent again through another store finds its first key in whatever slot it is,
+// and that a request whose reply was lost can never apply after the store gave up on it.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { PrimitiveRef, RuntimeSession } from "@atomix-ts/core";
+import { UnavailableError, type PrimitiveRef, type RuntimeSession } from "@atomix-ts/core";
 import { kb, prefixEnd } from "./etcd-io.js";
 import type { EtcdStore } from "./index.js";
 import { baseOf } from "./layout.js";
@@ -13,6 +14,23 @@ import { localLocks } from "./recipes/lock-local.js";
 import { twoStores, unique, until } from "./test-support.js";
 
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
+
+/**
+ * Makes the next transaction `target` sends go unanswered: `sent` resolves to its result if
+ * etcd applies it before the caller hears of the failure, otherwise `late()` sends it then.
+ */
+function loseNextReply(target: EtcdStore, applyFirst: boolean): { late: () => Promise<boolean> } {
+  const io = target.io;
+  const txn = io.txn.bind(io);
+  let held: Parameters<typeof txn> | undefined;
+  io.txn = async (...args) => {
+    io.txn = txn;
+    if (applyFirst) await txn(...args);
+    else held = args;
+    throw new UnavailableError("etcd did not answer in time (the write may or may not have been applied)");
+  };
+  return { late: async () => (await txn(...held!)).succeeded };
+}
 
 /** Holds back the `nth` predecessor watch `target` opens until `open()`; `restore()` undoes it all. */
 function holdBackWatch(target: EtcdStore, nth: number): { calls: () => number; open: () => void; restore: () => void } {
@@ -250,5 +268,52 @@ describe("etcd store: lock queue keys are reused slots", () => {
     assert.deepEqual(await queue(ref), []);
     await resumed.close();
     await first.close().catch(() => undefined);
+  });
+
+  it("a request whose reply was lost, applied by etcd only after the store gave up on it, never takes the lock", async () => {
+    const ref = lockRef();
+    const [session, rival] = [await store.openSession(), await other.openSession()];
+    const lost = loseNextReply(store, false);
+    await assert.rejects(session.execute(ref, { op: "lock" }), UnavailableError);
+    // etcd applies the request only now (its proposal was in flight): the store voided its slot.
+    assert.equal(await lost.late(), false);
+    assert.deepEqual(await queue(ref), []);
+    const free = await rival.execute(ref, { op: "tryLock" });
+    assert.ok(free.version !== undefined, "the lock is free");
+    await rival.execute(ref, { op: "unlock", version: free.version });
+    // The session's next request takes the next slot.
+    const held = await session.execute(ref, { op: "lock" });
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version: held.version });
+    await session.close();
+    await rival.close();
+  });
+
+  it("a request whose reply was lost but that applied is carried on with", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    loseNextReply(store, true);
+    const held = await session.execute(ref, { op: "lock" });
+    assert.deepEqual((await session.execute(ref, { op: "get" })).version, held.version);
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/0`]);
+    assert.equal((await session.execute(ref, { op: "unlock", version: held.version })).unlocked, true);
+    assert.deepEqual(await queue(ref), []);
+    await session.close();
+  });
+
+  it("a void slot this store does not know of is skipped by lock() and tryLock()", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    // Voided through another store of the session: this one learns of it from its requests.
+    const voidKey = `${store.prefix}lock/${ref.name}#x/${session.id}/0`;
+    await store.io.txn([], [{ request_put: { key: kb(voidKey), value: Buffer.alloc(0), lease: session.id } }]);
+    const tried = await session.execute(ref, { op: "tryLock" });
+    assert.ok(tried.version !== undefined, "granted under the next slot");
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version: tried.version });
+    const held = await session.execute(ref, { op: "lock" });
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version: held.version });
+    await session.close();
   });
 });

@@ -107,6 +107,8 @@ export class LocalLocks {
   private readonly lines = new Map<string, InLine[]>();
   /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
   private readonly slots = new Map<string, Set<number>>();
+  /** Queue keys whose slot is void (see `lock.ts`): never free again in their session. */
+  private readonly voided = new Set<string>();
 
   /**
    * A queue key for a new request of `session` on the lock at `base`: the lowest slot not in
@@ -163,9 +165,16 @@ export class LocalLocks {
     return claim === undefined || claim.created !== created || claim.arrival < arrival;
   }
 
-  /** `key`'s slot is free again: the key is gone, or was never written. */
+  /** Marks `key`'s slot as void: in use here for as long as its session lasts. */
+  voidKey(key: string): void {
+    this.useKey(key);
+    this.voided.add(key);
+  }
+
+  /** `key`'s slot is free again (unless void): the key is gone, or was never written. */
   freeKey(key: string): void {
     this.claims.delete(key);
+    if (this.voided.has(key)) return;
     const { owner, slot } = splitKey(key);
     const used = this.slots.get(owner);
     used?.delete(slot);
@@ -253,6 +262,7 @@ export class LocalLocks {
   /** A session ended here (revoked or not): this process makes no more requests in it. */
   sessionEnded(session: string): void {
     for (const owner of this.slots.keys()) if (ownedBy(owner, session)) this.slots.delete(owner);
+    for (const key of this.voided) if (ownedBy(key, session)) this.voided.delete(key);
   }
 
   /** Puts a `lock()` at the tail of the lock's line. */

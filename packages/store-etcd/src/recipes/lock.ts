@@ -57,7 +57,7 @@ import {
   type OperationResult,
 } from "@atomix-ts/core";
 import { EtcdLeaseInvalidError, type IKeyValue, type ITxnResponse } from "etcd3";
-import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp, type IResponseOp } from "../etcd-io.js";
 import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
@@ -104,6 +104,14 @@ const grantPut = (key: string, tag: string): IRequestOp => ({ request_put: { key
 const del = (key: string): IRequestOp => ({ request_delete_range: { key: kb(key) } });
 /** The explicit-delete marker (layout.ts): watchers tell a release from a lease expiry by it. */
 const marker = (base: string): IRequestOp => ({ request_put: { key: kb(`${base}${MARKER}`), value: Buffer.alloc(0) } });
+
+/**
+ * A queue slot's void key, `<base>x/<session>/<slot>`: every transaction that creates a request
+ * key checks it is absent. etcd may apply a transaction whose reply was lost a moment later
+ * (its proposal was in flight), so reading the key cannot tell that it never will be; putting
+ * the void key can. It stays until its session ends, and the slot is not used again.
+ */
+const voidKeyOf = (base: string, key: string): string => `${base}x/${key.slice(queuePrefix(base).length)}`;
 
 /** The first key of the queue (the holder, or the waiter about to grant itself). */
 async function head(ctx: RecipeContext): Promise<IKeyValue | undefined> {
@@ -206,8 +214,9 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
     let txn: ITxnResponse;
     try {
       txn = await ctx.io.txn(
-        // The hold is current and is the only key in the queue (it is its head: any other was created later).
-        [current, cmp.rangeCreatedBy(prefix, prefixEnd(prefix), hold.created)],
+        // The hold is current and is the only key in the queue (it is its head: any other was
+        // created later), and the waiter's slot is not void.
+        [current, cmp.rangeCreatedBy(prefix, prefixEnd(prefix), hold.created), cmp.absent(voidKeyOf(ctx.base, parked.key))],
         [del(hold.key), put(parked.key, valueOf("h1", parked.tag), parked.lease)],
         [op.txn([current], [del(hold.key), marker(ctx.base)])],
       );
@@ -249,7 +258,8 @@ const PARK_MS = 200;
  * lock; undefined if it should queue in etcd now. A caller that gives up after a hand-off went
  * through releases what it was handed.
  */
-async function parkBehindLocalHold(ctx: RecipeContext, key: string, tag: string, turn: LineEntry): Promise<bigint | undefined> {
+async function parkBehindLocalHold(ctx: RecipeContext, key: string, caller: Caller, turn: LineEntry): Promise<bigint | undefined> {
+  const { tag } = caller;
   const signal = AbortSignal.any([ctx.signal, ctx.session.signal]);
   let wake!: () => void;
   const woken = new Promise<void>((resolve) => (wake = resolve));
@@ -268,7 +278,7 @@ async function parkBehindLocalHold(ctx: RecipeContext, key: string, tag: string,
   const outcome = parked.handOff === undefined ? undefined : await parked.handOff;
   if (gaveUp) {
     if (outcome?.type === "granted") await release(ctx, key, cmp.modIs(key, splitVersion(outcome.version).revision)).catch(() => removeLater(ctx, key, tag));
-    else if (outcome?.type === "failed") removeLater(ctx, key, tag);
+    else if (outcome?.type === "failed") voidLater(ctx, key, caller);
     else localLocks(ctx.io).freeKey(key);
     if (ctx.session.signal.aborted && !ctx.signal.aborted) throw ctx.session.signal.reason as Error;
     throw canceledBy(ctx.signal);
@@ -280,8 +290,8 @@ async function parkBehindLocalHold(ctx: RecipeContext, key: string, tag: string,
     case "granted":
       return outcome.version;
     case "failed":
-      // The hand-off may have applied: the request must not linger as a hold nobody claims.
-      removeLater(ctx, key, tag);
+      // The hand-off may have applied, or apply yet: the request must not linger as a hold nobody claims.
+      voidLater(ctx, key, caller);
       throw outcome.error;
   }
 }
@@ -570,6 +580,44 @@ function requestSessionOf(key: string, from: number): string {
 }
 
 /**
+ * Voids `key`'s slot, so that a request sent under it and not answered can never apply from
+ * now on, and returns the key as it is now: a request that did apply shows there.
+ */
+async function voidSlot(ctx: RecipeContext, key: string): Promise<IKeyValue | undefined> {
+  let txn: ITxnResponse;
+  try {
+    txn = await ctx.io.txn([], [put(voidKeyOf(ctx.base, key), Buffer.alloc(0), ctx.session.lease), op.get(key)]);
+  } catch (error) {
+    if (!((error as Error).cause instanceof EtcdLeaseInvalidError)) throw error;
+    // The lease is gone, with every key on it: nothing on it can apply any more.
+    localLocks(ctx.io).freeKey(key);
+    return undefined;
+  }
+  localLocks(ctx.io).voidKey(key);
+  return txn.responses[1]?.response_range.kvs[0];
+}
+
+/**
+ * For a request under `key` that got no answer, and whose slot could not be voided then
+ * either: voids the slot once etcd answers again (or until the session ends), and withdraws
+ * the request if it applied meanwhile (its caller saw a failure), unless a newer copy of it
+ * carries on with the key or returned its grant.
+ */
+function voidLater(ctx: RecipeContext, key: string, caller: Caller): void {
+  const local = localLocks(ctx.io);
+  const withdraw = async (): Promise<void> => {
+    const found = await voidSlot(ctx, key);
+    if (found === undefined || tagOf(found) !== caller.tag || !local.mayWithdraw(key, createOf(found), caller.arrival)) return;
+    if ((await ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)])).succeeded) local.released(ctx.base, key);
+  };
+  const attempt = (): void => {
+    if (ctx.session.signal.aborted) return;
+    withdraw().catch(() => setTimeout(attempt, 500).unref());
+  };
+  attempt();
+}
+
+/**
  * Deletes a request's key once etcd answers again (or until its session ends), if it is still
  * the request's own (`tag`): the slot may have been taken by another request meanwhile.
  */
@@ -624,23 +672,28 @@ async function request(
     return granted(ctx, at, caller, await waitForGrant(ctx, at, caller, createOf(found), undefined, registered), createOf(found));
   };
   for (;;) {
+    const voided = voidKeyOf(ctx.base, key);
     const failure: IRequestOp[] = [];
     // Queued: read the newest key before ours (our predecessor) in the same round trip.
-    if (kind === "lock") failure.push(op.txn([cmp.absent(key)], [newestOp(ctx.base), put(key, valueOf("w", tag), ctx.session.lease)], [op.get(key)]));
+    if (kind === "lock") {
+      failure.push(op.txn([cmp.absent(key), cmp.absent(voided)], [newestOp(ctx.base), put(key, valueOf("w", tag), ctx.session.lease)], [op.get(key), op.get(voided)]));
+    } else {
+      failure.push(op.get(voided));
+    }
     if (idempotent) failure.push(op.range(own, prefixEnd(own)));
     let txn: ITxnResponse;
     try {
-      txn = await ctx.io.txn([cmp.rangeEmpty(prefix, prefixEnd(prefix))], [put(key, valueOf("h", tag), ctx.session.lease)], failure);
+      txn = await ctx.io.txn([cmp.rangeEmpty(prefix, prefixEnd(prefix)), cmp.absent(voided)], [put(key, valueOf("h", tag), ctx.session.lease)], failure);
     } catch (error) {
       turn?.leave();
-      // The reply was lost: look for the request's key to learn the outcome.
-      const found = await ctx.io.range(key).then((read) => read.kvs[0], () => "unknown" as const);
+      // The reply was lost, and etcd may yet apply the transaction: void the slot so that it
+      // never does from now on, and learn in the same round trip whether it did already.
+      const found = await voidSlot(ctx, key).catch(() => "unknown" as const);
       if (found === "unknown") {
         // Still unknown: the caller sees a failure, so the request must not linger in the queue.
-        removeLater(ctx, key, tag);
+        voidLater(ctx, key, caller);
         throw error;
       }
-      if (found === undefined) local.freeKey(key);
       if (found === undefined || tagOf(found) !== tag) throw error;
       return resume(found);
     }
@@ -651,14 +704,25 @@ async function request(
     }
     const earlier = idempotent ? txn.responses.at(-1)?.response_range.kvs.find((kv) => ks(kv.key) !== key && tagOf(kv) === tag) : undefined;
     const queued = kind === "lock" ? txn.responses[0]?.response_txn : undefined;
+    // The void key's read: second in the queueing branch's failure, first in a tryLock's failure
+    // (a oneof: absent when that branch did not run).
+    const voidRead = (queued ?? txn).responses[kind === "lock" ? 1 : 0] as Partial<IResponseOp> | undefined;
+    const isVoid = (voidRead?.response_range?.kvs.length ?? 0) > 0;
     if (queued?.succeeded === false) {
       const found = queued.responses[0]?.response_range.kvs[0];
-      if (found === undefined) throw new UnavailableError("the lock request's slot was taken, then freed, within one transaction");
-      if (tagOf(found) === tag || earlier !== undefined) {
+      if (found !== undefined && (tagOf(found) === tag || earlier !== undefined)) {
         turn?.leave();
         return resume(tagOf(found) === tag ? found : earlier!);
       }
-      // Another request's key (the slot stays reserved here): try the next slot, still in line.
+      if (found === undefined && !isVoid) throw new UnavailableError("the lock request's slot was taken, then freed, within one transaction");
+      // Another request's key, or a void slot (it stays reserved here): try the next slot, still in line.
+      if (isVoid) local.voidKey(key);
+      key = local.reserveKey(ctx.base, ctx.session.id);
+      continue;
+    }
+    if (queued === undefined && isVoid && earlier === undefined) {
+      // tryLock on a void slot: nothing was written, and the queue may be empty; try the next slot.
+      local.voidKey(key);
       key = local.reserveKey(ctx.base, ctx.session.id);
       continue;
     }
@@ -706,7 +770,7 @@ export const lockRecipe: Recipe<"lock"> = {
           let queueNow = false;
           try {
             if (hold !== undefined) {
-              const handed = await parkBehindLocalHold(ctx, key, tag, turn);
+              const handed = await parkBehindLocalHold(ctx, key, caller, turn);
               if (handed !== undefined) {
                 local.claim(key, splitVersion(handed).revision, caller.arrival);
                 return { version: handed };
