@@ -362,6 +362,63 @@ export function lockSuite(t: SuiteContext): void {
     assert.deepEqual(await mine.execute(ref, { op: "get" }), {}, "a rejected request changed nothing");
   });
 
+  it("a lock request sent again while its first copy waits is one request, and its newest copy decides", async () => {
+    // A remote client whose connection broke sends a waiting lock() again on its new one, maybe
+    // before the server noticed the old one was gone: both copies then wait in one store.
+    const ref = { type: "lock" as const, name: t.unique("lock") };
+    const [mine, theirs] = [await (await t.client()).session(), await (await t.client()).session()];
+    /** Both copies are in the store: a round trip on the lock, and a pause. */
+    const queued = async (): Promise<void> => {
+      await mine.execute(ref, { op: "get" });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    // The newest copy is granted; an older one gets that same grant, or fails (a store may stop
+    // it when the newer copy arrives): one request, one hold.
+    let held = await theirs.execute(ref, { op: "lock" });
+    const first = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-a" }));
+    const resent = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-a" }));
+    await queued();
+    assert.equal(resent.settled, false, "the newest copy waits");
+    await theirs.execute(ref, { op: "unlock", version: held.version });
+    const one = await resent.promise;
+    assert.ok(one.version > held.version);
+    await first.promise.then(
+      (other) => assert.equal(other.version, one.version, "one request, one hold"),
+      (error: unknown) => assert.ok(error instanceof CanceledError || error instanceof UnavailableError, String(error)),
+    );
+    assert.deepEqual(await mine.execute(ref, { op: "get" }), { version: one.version, session: mine.id });
+    assert.equal((await mine.execute(ref, { op: "unlock", version: one.version })).unlocked, true);
+
+    // The first copy gives up (its connection is gone): the newer copy carries on, and is granted.
+    held = await theirs.execute(ref, { op: "lock" });
+    const gone = new AbortController();
+    const old = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-b" }, { signal: gone.signal }));
+    const newer = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-b" }));
+    await queued();
+    gone.abort();
+    await assert.rejects(old.promise, CanceledError);
+    await theirs.execute(ref, { op: "unlock", version: held.version });
+    const kept = await newer.promise;
+    assert.deepEqual(await mine.execute(ref, { op: "get" }), { version: kept.version, session: mine.id });
+    assert.equal((await mine.execute(ref, { op: "unlock", version: kept.version })).unlocked, true);
+
+    // The newest copy gives up (what the client waits for): the request leaves the queue, so
+    // the older copy is never granted a hold that nobody would know of.
+    held = await theirs.execute(ref, { op: "lock" });
+    const older = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-c" }));
+    const given = new AbortController();
+    const newest = track(mine.execute(ref, { op: "lock", idempotencyKey: "copy-c" }, { signal: given.signal }));
+    await queued();
+    given.abort();
+    await assert.rejects(newest.promise, CanceledError);
+    await theirs.execute(ref, { op: "unlock", version: held.version });
+    await assert.rejects(older.promise);
+    assert.deepEqual(await mine.execute(ref, { op: "get" }), {}, "the lock is free");
+    const next = await theirs.execute(ref, { op: "tryLock" });
+    assert.ok(next.version !== undefined);
+    await theirs.execute(ref, { op: "unlock", version: next.version });
+  });
+
   it("rejects bad input with InvalidError and changes nothing", async () => {
     const [a, b] = await locks(2);
     const held = await a!.lock();

@@ -16,20 +16,22 @@ import { twoStores, unique, until } from "./test-support.js";
 const lockRef = (): PrimitiveRef<"lock"> => ({ type: "lock", name: unique("lock") });
 
 /**
- * Makes the next transaction `target` sends go unanswered: `sent` resolves to its result if
- * etcd applies it before the caller hears of the failure, otherwise `late()` sends it then.
+ * Makes the next transactions `target` sends go unanswered, one per mode: "apply" sends it
+ * first, "hold" keeps it back for `late[i]()` to send (etcd applies it only then).
  */
-function loseNextReply(target: EtcdStore, applyFirst: boolean): { late: () => Promise<boolean> } {
+function loseReplies(target: EtcdStore, modes: Array<"apply" | "hold">): { late: Array<() => Promise<boolean>> } {
   const io = target.io;
   const txn = io.txn.bind(io);
-  let held: Parameters<typeof txn> | undefined;
+  const late: Array<() => Promise<boolean>> = [];
+  let sent = 0;
   io.txn = async (...args) => {
-    io.txn = txn;
-    if (applyFirst) await txn(...args);
-    else held = args;
+    const mode = modes[sent++];
+    if (sent >= modes.length) io.txn = txn;
+    if (mode === "apply") await txn(...args);
+    else late.push(async () => (await txn(...args)).succeeded);
     throw new UnavailableError("etcd did not answer in time (the write may or may not have been applied)");
   };
-  return { late: async () => (await txn(...held!)).succeeded };
+  return { late };
 }
 
 /** Holds back the `nth` predecessor watch `target` opens until `open()`; `restore()` undoes it all. */
@@ -273,10 +275,10 @@ describe("etcd store: lock queue keys are reused slots", () => {
   it("a request whose reply was lost, applied by etcd only after the store gave up on it, never takes the lock", async () => {
     const ref = lockRef();
     const [session, rival] = [await store.openSession(), await other.openSession()];
-    const lost = loseNextReply(store, false);
+    const lost = loseReplies(store, ["hold"]);
     await assert.rejects(session.execute(ref, { op: "lock" }), UnavailableError);
     // etcd applies the request only now (its proposal was in flight): the store voided its slot.
-    assert.equal(await lost.late(), false);
+    assert.equal(await lost.late[0]!(), false);
     assert.deepEqual(await queue(ref), []);
     const free = await rival.execute(ref, { op: "tryLock" });
     assert.ok(free.version !== undefined, "the lock is free");
@@ -292,7 +294,7 @@ describe("etcd store: lock queue keys are reused slots", () => {
   it("a request whose reply was lost but that applied is carried on with", async () => {
     const ref = lockRef();
     const session = await store.openSession();
-    loseNextReply(store, true);
+    loseReplies(store, ["apply"]);
     const held = await session.execute(ref, { op: "lock" });
     assert.deepEqual((await session.execute(ref, { op: "get" })).version, held.version);
     assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/0`]);
@@ -315,5 +317,63 @@ describe("etcd store: lock queue keys are reused slots", () => {
     assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
     await session.execute(ref, { op: "unlock", version: held.version });
     await session.close();
+  });
+
+  it("a request whose reply was lost, and whose void's reply was lost too, is voided once etcd answers again", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    const lost = loseReplies(store, ["hold", "hold"]);
+    await assert.rejects(session.execute(ref, { op: "lock" }), UnavailableError);
+    // The background retry voids the slot (500 ms later); only then does etcd apply the request.
+    await until(async () => (await store.io.range(`${store.prefix}lock/${ref.name}#x/${session.id}/0`)).kvs.length === 1);
+    assert.equal(await lost.late[0]!(), false);
+    assert.deepEqual(await queue(ref), []);
+    await session.close();
+  });
+
+  it("a request that applied but whose reply and void's reply were lost is withdrawn once etcd answers again", async () => {
+    const ref = lockRef();
+    const session = await store.openSession();
+    loseReplies(store, ["apply", "apply"]);
+    await assert.rejects(session.execute(ref, { op: "lock" }), UnavailableError);
+    // Held by a request whose caller saw a failure: the background retry withdraws it.
+    await until(async () => (await queue(ref)).length === 0);
+    assert.deepEqual(await session.execute(ref, { op: "get" }), {});
+    await session.close();
+  });
+
+  it("a hand-off to a parked lock() whose reply was lost, applied by etcd only later, grants nobody", async () => {
+    const ref = lockRef();
+    const [session, rival] = [await store.openSession(), await other.openSession()];
+    const held = await session.execute(ref, { op: "lock" });
+    const parked = session.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => localLocks(store.io).parkedOn(baseOf(store.prefix, "lock", ref.name)) === 1);
+    const lost = loseReplies(store, ["hold"]);
+    await assert.rejects(session.execute(ref, { op: "unlock", version: held.version }), UnavailableError);
+    await assert.rejects(parked, UnavailableError);
+    // The parked call's slot is void by now: the late hand-off's grant fails (its release, the
+    // unlock() whose outcome was unknown, applies alone).
+    await until(async () => (await store.io.range(`${store.prefix}lock/${ref.name}#x/${session.id}/1`)).kvs.length === 1);
+    assert.equal(await lost.late[0]!(), false);
+    assert.deepEqual(await queue(ref), [], "nobody was granted");
+    const free = await rival.execute(ref, { op: "tryLock" });
+    assert.ok(free.version !== undefined, "the lock is free");
+    await rival.execute(ref, { op: "unlock", version: free.version });
+    await session.close();
+    await rival.close();
+  });
+
+  it("a tryLock sent again through another store, in the slot of its first copy, gets its hold", async () => {
+    const ref = lockRef();
+    const first = await store.openSession({ ttlMs: 10_000 });
+    const held = await first.execute(ref, { op: "tryLock", idempotencyKey: "try-x" });
+    assert.ok(held.version !== undefined);
+    // The other store picks slot 0 too: the request is there already, not another one's.
+    const resumed = await other.resumeSession(first.id);
+    assert.deepEqual(await resumed.execute(ref, { op: "tryLock", idempotencyKey: "try-x" }), { version: held.version });
+    assert.deepEqual(await queue(ref), [[`${first.id}/0`, "h/try-x"]]);
+    await resumed.execute(ref, { op: "unlock", version: held.version });
+    await resumed.close();
+    await first.close().catch(() => undefined);
   });
 });

@@ -30,9 +30,9 @@ export async function take<E>(iterator: AsyncIterator<E>, count: number, timeout
 }
 
 /** Waits until `condition` holds (polling every few ms), failing after 5 s. */
-export async function until(condition: () => boolean): Promise<void> {
+export async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + 5000;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail("condition not met within 5 s");
     await new Promise((resolve) => setTimeout(resolve, 2));
   }

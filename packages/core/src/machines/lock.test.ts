@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { deserialize, serialize } from "node:v8";
-import { InvalidError, FaultError } from "../errors.js";
+import { CanceledError, InvalidError, FaultError } from "../errors.js";
 import type { LockEvent, Operation, OperationResult } from "../contract/primitives.js";
 import { LockMachine } from "./lock.js";
 import { PENDING, type MachineContext, type Pending } from "./machine.js";
@@ -169,7 +169,38 @@ describe("LockMachine", () => {
     assert.throws(() => LockMachine.restore({ version: 1n, holder: { version: 1n, session: "s", key: 7 }, queue: [] }), FaultError);
   });
 
+  it("a request sent again while it waits is one request: the newest copy decides, a grant answers every copy", () => {
+    const h = harness();
+    h.apply("s1", { op: "lock" });
+    assert.equal(h.apply("s2", { op: "lock", idempotencyKey: "k" }, "first"), PENDING);
+    h.apply("s3", { op: "lock" }, "behind");
+    assert.equal(h.apply("s2", { op: "lock", idempotencyKey: "k" }, "second"), PENDING);
+    assert.equal(h.apply("s2", { op: "lock", idempotencyKey: "k" }, "third"), PENDING);
+    // It keeps its place in the queue; copies come before the copy that decides.
+    assert.deepEqual(h.machine.pendingRequests(), ["first", "second", "third", "behind"]);
+    // An older copy that gives up leaves the request to the newer ones.
+    h.machine.cancel("second", h.ctx("s2"));
+    const restored = LockMachine.restore(deserialize(serialize(h.machine.save())));
+    assert.deepEqual(restored.save(), h.machine.save());
+    h.apply("s1", { op: "unlock", version: 1n });
+    assert.deepEqual(h.completions, [
+      ["third", { version: 3n }],
+      ["first", { version: 3n }],
+    ]);
+    assert.deepEqual(h.apply("s2", { op: "lock", idempotencyKey: "k" }), { version: 3n }, "sent again once granted: its hold");
+
+    // The newest copy gives up: the request leaves the queue, and its older copies fail.
+    const r = harness(restored);
+    r.machine.cancel("third", r.ctx("s2"));
+    const [failed] = r.completions;
+    assert.equal(failed?.[0], "first");
+    assert.ok(failed?.[1] instanceof CanceledError);
+    r.apply("s1", { op: "unlock", version: 1n });
+    assert.deepEqual(r.completions.slice(1), [["behind", { version: 3n }]]);
+  });
+
   it("restore rejects malformed data with FaultError", () => {
+    assert.throws(() => LockMachine.restore({ version: 1n, holder: { version: 1n, session: "s" }, queue: [{ requestId: "a", session: "s", copies: [1] }] }), FaultError);
     assert.throws(() => LockMachine.restore(null), FaultError);
     assert.throws(() => LockMachine.restore({ version: 1, queue: [] }), FaultError);
     assert.throws(() => LockMachine.restore({ version: 1n, queue: [{ requestId: 1 }] }), FaultError);

@@ -14,8 +14,11 @@
  * `cancel(id)` for every id in `pendingRequests()` before accepting new operations (a live
  * waiter simply asks again). Restoring in the same process, with those calls still parked in the
  * store, needs nothing more: the ids stay valid.
+ *
+ * Idempotency keys: a request sent again with its key is the same request. Granted, it returns
+ * its hold; still waiting, the new copy takes its place in the queue and decides (see `apply`).
  */
-import { FaultError } from "../errors.js";
+import { CanceledError, FaultError } from "../errors.js";
 import type { LockEvent, Operation, OperationResult } from "../contract/primitives.js";
 import { optionalIdempotencyKey } from "../validation.js";
 import { BaseMachine, optionalVersion, unknownOperation } from "./base.js";
@@ -32,10 +35,18 @@ interface Holder {
 }
 
 interface Waiter {
+  /** The newest copy of the request: it decides (see `apply`). */
   readonly requestId: string;
   readonly session: string;
   readonly key?: string | undefined;
+  /** Older copies of the same request, still waiting (oldest first). */
+  readonly copies?: readonly string[] | undefined;
 }
+
+const waiterOf = (requestId: string, session: string, key: string | undefined, copies?: readonly string[]): Waiter => {
+  const waiter: Waiter = key === undefined ? { requestId, session } : { requestId, session, key };
+  return copies === undefined || copies.length === 0 ? waiter : { ...waiter, copies };
+};
 
 /** What `save()` returns: plain data, structured-clonable. */
 interface SavedLock {
@@ -65,7 +76,18 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
         if (key !== undefined && holder?.key === key && holder.session === ctx.session) return { version: holder.version };
         if (holder === undefined) return { version: this.grant(ctx.session, key, ctx) };
         if (operation.op === "tryLock") return {};
-        this.queue.push(key === undefined ? { requestId: ctx.requestId, session: ctx.session } : { requestId: ctx.requestId, session: ctx.session, key });
+        const index = key === undefined ? -1 : this.queue.findIndex((w) => w.key === key && w.session === ctx.session);
+        if (index >= 0) {
+          // The same request sent again while it waits: a remote client whose connection broke
+          // sends it on its new one, maybe before the server noticed the old one was gone. Its
+          // client listens to the newest copy, so that one decides: it takes the request's place
+          // (an older copy giving up leaves it be), and if it gives up the request leaves the
+          // queue. A grant answers every copy.
+          const waiter = this.queue[index]!;
+          this.queue[index] = waiterOf(ctx.requestId, waiter.session, key, [...(waiter.copies ?? []), waiter.requestId]);
+          return PENDING;
+        }
+        this.queue.push(waiterOf(ctx.requestId, ctx.session, key));
         return PENDING;
       }
       case "unlock": {
@@ -89,10 +111,23 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
     }
   }
 
-  /** A waiter's caller gave up: it leaves the queue. Nothing else changes, so no event. */
-  override cancel(requestId: string, _ctx: Ctx): void {
+  /**
+   * A waiter's caller gave up: it leaves the queue, and older copies of its request fail. An
+   * older copy giving up changes nothing else. No event either way.
+   */
+  override cancel(requestId: string, ctx: Ctx): void {
     const index = this.queue.findIndex((w) => w.requestId === requestId);
-    if (index >= 0) this.queue.splice(index, 1);
+    if (index >= 0) {
+      const [waiter] = this.queue.splice(index, 1);
+      for (const copy of waiter!.copies ?? []) {
+        ctx.complete(copy, new CanceledError("the request was sent again, and that newer copy gave up: it left the queue"));
+      }
+      return;
+    }
+    const carrying = this.queue.findIndex((w) => w.copies?.includes(requestId) === true);
+    if (carrying < 0) return;
+    const waiter = this.queue[carrying]!;
+    this.queue[carrying] = waiterOf(waiter.requestId, waiter.session, waiter.key, waiter.copies!.filter((id) => id !== requestId));
   }
 
   /** The session's waiters leave the queue first, so its hold cannot pass to its own waiter. */
@@ -101,9 +136,9 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
     if (this.holder?.session === session) this.release(true, ctx);
   }
 
-  /** Ids of the requests waiting in the queue, oldest first (see the note on restoring). */
+  /** Ids of the requests waiting in the queue, oldest first, copies before the copy that decides (see the note on restoring). */
   pendingRequests(): string[] {
-    return this.queue.map((w) => w.requestId);
+    return this.queue.flatMap((w) => [...(w.copies ?? []), w.requestId]);
   }
 
   snapshot(): Array<{ event: LockEvent; version: bigint }> {
@@ -116,7 +151,7 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
     return {
       version: this.version,
       holder: this.holder === undefined ? undefined : { ...this.holder },
-      queue: this.queue.map((w) => ({ ...w })),
+      queue: this.queue.map((w) => (w.copies === undefined ? { ...w } : { ...w, copies: [...w.copies] })),
     };
   }
 
@@ -142,7 +177,10 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
         throw new FaultError("saved lock queue is malformed");
       }
       if (w.key !== undefined && typeof w.key !== "string") throw new FaultError("saved lock queue is malformed");
-      machine.queue.push(w.key === undefined ? { requestId: w.requestId, session: w.session } : { requestId: w.requestId, session: w.session, key: w.key });
+      if (w.copies !== undefined && (!Array.isArray(w.copies) || !w.copies.every((id) => typeof id === "string"))) {
+        throw new FaultError("saved lock queue is malformed");
+      }
+      machine.queue.push(waiterOf(w.requestId, w.session, w.key, w.copies === undefined ? undefined : [...w.copies]));
     }
     if (machine.holder === undefined && machine.queue.length > 0) throw new FaultError("saved lock has waiters but no holder");
     return machine;
@@ -163,6 +201,9 @@ export class LockMachine extends BaseMachine<"lock"> implements StateMachine<"lo
     this.holder = undefined;
     this.publish(ctx, { type: "unlocked", lockVersion: holder.version, expired });
     const next = this.queue.shift();
-    if (next !== undefined) ctx.complete(next.requestId, { version: this.grant(next.session, next.key, ctx) });
+    if (next === undefined) return;
+    const version = this.grant(next.session, next.key, ctx);
+    ctx.complete(next.requestId, { version });
+    for (const copy of next.copies ?? []) ctx.complete(copy, { version });
   }
 }

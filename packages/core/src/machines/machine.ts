@@ -29,7 +29,7 @@ export interface MachineContext<T extends PrimitiveType> {
   readonly requestId: string;
   /** Publishes an event stamped with the machine's current version. */
   emit(event: PrimitiveEvent<T>): void;
-  /** Completes an earlier PENDING request. */
+  /** Completes an earlier PENDING request with its result, or fails it if `result` is an Error. */
   complete(requestId: string, result: unknown): void;
 }
 

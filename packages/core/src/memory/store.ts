@@ -494,8 +494,9 @@ export class MemoryStore implements Runtime {
       this.afterCommit((error) => {
         if (error === undefined) for (const event of events) this.deliver(hosted, event);
         for (const [request, value] of completions) {
-          if (error === undefined) request.resolve(value);
-          else request.reject(error);
+          if (error !== undefined) request.reject(error);
+          else if (value instanceof Error) request.reject(value);
+          else request.resolve(value);
         }
       });
     }

@@ -9,6 +9,7 @@
  * the slower path. One thing here decides: which of the calls carrying one request (copies
  * of it, sent again) may withdraw it when it gives up (`mayWithdraw`).
  */
+import { CanceledError } from "@atomix-ts/core";
 import type { EtcdIo } from "../etcd-io.js";
 
 /** Where a lock's queue keys live: `<base>q/<session>/<slot>`. */
@@ -61,6 +62,8 @@ export interface ParkedWaiter {
 export interface LineEntry {
   /** Resolves once every earlier entry of the line has left it. */
   readonly ready: Promise<void>;
+  /** Whether it joined behind another entry (else `ready` is resolved already). */
+  readonly behind: boolean;
   /** Set while parked (cleared when woken or taken by a release). */
   parked: ParkedWaiter | undefined;
   /** Leaves the line (idempotent). */
@@ -105,6 +108,8 @@ export class LocalLocks {
   private arrivals = 0;
   /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
   private readonly lines = new Map<string, InLine[]>();
+  /** `lock()` calls waiting here to send their request, by lock, session and idempotency key. */
+  private readonly copies = new Map<string, AbortController>();
   /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
   private readonly slots = new Map<string, Set<number>>();
   /** Queue keys whose slot is void (see `lock.ts`): never free again in their session. */
@@ -139,6 +144,27 @@ export class LocalLocks {
     let used = this.slots.get(owner);
     if (used === undefined) this.slots.set(owner, (used = new Set()));
     return used;
+  }
+
+  /**
+   * Registers a `lock()` with idempotency key `tag` that waits here before sending its request
+   * (parked, or behind earlier calls in the line), and stops an older copy of the same request
+   * still waiting so: the client listens to the newest copy (see `mayWithdraw`), and a parked
+   * older copy could otherwise be handed a hold nobody knows of. (Copies whose requests are in
+   * etcd share their key instead.) Returns the signal that stops this call, and the function
+   * that ends the registration once it sends its request or leaves.
+   */
+  lineUp(base: string, session: string, tag: string): { signal: AbortSignal; done: () => void } {
+    const id = `${base}\n${session}\n${tag}`;
+    this.copies.get(id)?.abort(new CanceledError("the request was sent again: the newer copy carries it on"));
+    const controller = new AbortController();
+    this.copies.set(id, controller);
+    return {
+      signal: controller.signal,
+      done: () => {
+        if (this.copies.get(id) === controller) this.copies.delete(id);
+      },
+    };
   }
 
   /** Numbers a `lock()`/`tryLock()` call of this process: later calls get greater numbers. */
@@ -270,12 +296,14 @@ export class LocalLocks {
     let line = this.lines.get(base);
     if (line === undefined) this.lines.set(base, (line = []));
     // Ready once the entry before is done, which itself waits for the ones before it.
-    const ready = line.at(-1)?.done ?? Promise.resolve();
+    const last = line.at(-1);
+    const ready = last?.done ?? Promise.resolve();
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
     const done = Promise.all([ready, finished]).then(() => undefined);
     const entry: InLine = {
       ready,
+      behind: last !== undefined,
       done,
       parked: undefined,
       leave: () => {

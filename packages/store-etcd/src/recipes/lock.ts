@@ -43,6 +43,9 @@
  *   (a killed server) cannot, while its session may live on (its client keeps the lease alive
  *   through another server): the store that resumes the session withdraws its `w` keys first
  *   (`withdrawQueuedRequests`), as a restart of the other stores does.
+ * - A request whose reply was lost may still be applied by etcd a moment later: the store then
+ *   puts its slot's void key `<base>x/<session>/<slot>`, which every transaction creating a
+ *   request key checks is absent, and reads the key in the same transaction (`voidSlot`).
  * etcd 3.4's Lock RPC is not used: its lease re-check fix (etcd #11456) is only in 3.5+.
  */
 import { randomUUID } from "node:crypto";
@@ -224,7 +227,7 @@ async function releaseToParked(ctx: RecipeContext, hold: LocalHold, current: ICo
       settle({ type: "failed", error: error as Error });
       parked.wake();
       // The parked waiter's lease is gone (etcd refused the whole transaction): it fails, the release is retried.
-      if ((error as Error).cause instanceof EtcdLeaseInvalidError) continue;
+      if (leaseGone(error)) continue;
       throw error;
     }
     if (txn.succeeded) {
@@ -588,14 +591,21 @@ async function voidSlot(ctx: RecipeContext, key: string): Promise<IKeyValue | un
   try {
     txn = await ctx.io.txn([], [put(voidKeyOf(ctx.base, key), Buffer.alloc(0), ctx.session.lease), op.get(key)]);
   } catch (error) {
-    if (!((error as Error).cause instanceof EtcdLeaseInvalidError)) throw error;
+    if (!leaseGone(error)) throw error;
     // The lease is gone, with every key on it: nothing on it can apply any more.
     localLocks(ctx.io).freeKey(key);
     return undefined;
   }
-  localLocks(ctx.io).voidKey(key);
+  // (A session ended here meanwhile makes no more requests here: nothing to keep.)
+  if (!ctx.session.signal.aborted) localLocks(ctx.io).voidKey(key);
   return txn.responses[1]?.response_range.kvs[0];
 }
+
+/** Whether etcd refused a request because its session's lease is gone. */
+const leaseGone = (error: unknown): boolean => (error as Error).cause instanceof EtcdLeaseInvalidError;
+
+/** Whether a request that failed with `error` may have been applied, or may be yet. */
+const outcomeUnknown = (error: unknown): boolean => error instanceof UnavailableError && !leaseGone(error);
 
 /**
  * For a request under `key` that got no answer, and whose slot could not be voided then
@@ -612,7 +622,9 @@ function voidLater(ctx: RecipeContext, key: string, caller: Caller): void {
   };
   const attempt = (): void => {
     if (ctx.session.signal.aborted) return;
-    withdraw().catch(() => setTimeout(attempt, 500).unref());
+    withdraw().catch((error: unknown) => {
+      if (error instanceof UnavailableError) setTimeout(attempt, 500).unref();
+    });
   };
   attempt();
 }
@@ -686,6 +698,10 @@ async function request(
       txn = await ctx.io.txn([cmp.rangeEmpty(prefix, prefixEnd(prefix)), cmp.absent(voided)], [put(key, valueOf("h", tag), ctx.session.lease)], failure);
     } catch (error) {
       turn?.leave();
+      if (!outcomeUnknown(error)) {
+        local.freeKey(key);
+        throw error;
+      }
       // The reply was lost, and etcd may yet apply the transaction: void the slot so that it
       // never does from now on, and learn in the same round trip whether it did already.
       const found = await voidSlot(ctx, key).catch(() => "unknown" as const);
@@ -702,12 +718,16 @@ async function request(
       turn?.leave();
       return granted(ctx, key, caller, versionAt(revision), revision);
     }
-    const earlier = idempotent ? txn.responses.at(-1)?.response_range.kvs.find((kv) => ks(kv.key) !== key && tagOf(kv) === tag) : undefined;
     const queued = kind === "lock" ? txn.responses[0]?.response_txn : undefined;
+    // An earlier copy of this request, in any slot but the one this copy just queued in.
+    const earlier = idempotent
+      ? txn.responses.at(-1)?.response_range.kvs.find((kv) => (queued?.succeeded !== true || ks(kv.key) !== key) && tagOf(kv) === tag)
+      : undefined;
     // The void key's read: second in the queueing branch's failure, first in a tryLock's failure
     // (a oneof: absent when that branch did not run).
     const voidRead = (queued ?? txn).responses[kind === "lock" ? 1 : 0] as Partial<IResponseOp> | undefined;
     const isVoid = (voidRead?.response_range?.kvs.length ?? 0) > 0;
+    if (isVoid) local.voidKey(key);
     if (queued?.succeeded === false) {
       const found = queued.responses[0]?.response_range.kvs[0];
       if (found !== undefined && (tagOf(found) === tag || earlier !== undefined)) {
@@ -716,13 +736,11 @@ async function request(
       }
       if (found === undefined && !isVoid) throw new UnavailableError("the lock request's slot was taken, then freed, within one transaction");
       // Another request's key, or a void slot (it stays reserved here): try the next slot, still in line.
-      if (isVoid) local.voidKey(key);
       key = local.reserveKey(ctx.base, ctx.session.id);
       continue;
     }
     if (queued === undefined && isVoid && earlier === undefined) {
       // tryLock on a void slot: nothing was written, and the queue may be empty; try the next slot.
-      local.voidKey(key);
       key = local.reserveKey(ctx.base, ctx.session.id);
       continue;
     }
@@ -767,21 +785,26 @@ export const lockRecipe: Recipe<"lock"> = {
         // or its request reaches etcd, only after every earlier lock() of this store.
         const turn = operation.op === "lock" ? local.join(ctx.base) : undefined;
         if (turn !== undefined) {
+          // Waiting here before its request goes out, a copy of a request sent again gives way
+          // to the newer copy (`lineUp`).
+          const copy = idempotencyKey !== undefined && (hold !== undefined || turn.behind) ? local.lineUp(ctx.base, ctx.session.id, idempotencyKey) : undefined;
+          const waitCtx = copy === undefined ? ctx : { ...ctx, signal: AbortSignal.any([ctx.signal, copy.signal]) };
           let queueNow = false;
           try {
             if (hold !== undefined) {
-              const handed = await parkBehindLocalHold(ctx, key, caller, turn);
+              const handed = await parkBehindLocalHold(waitCtx, key, caller, turn);
               if (handed !== undefined) {
                 local.claim(key, splitVersion(handed).revision, caller.arrival);
                 return { version: handed };
               }
             }
-            await raceSignal(turn.ready, ctx.signal).catch((error: unknown) => {
+            await raceSignal(turn.ready, waitCtx.signal).catch((error: unknown) => {
               local.freeKey(key);
               throw error;
             });
             queueNow = true;
           } finally {
+            copy?.done();
             // In line until its request is answered by etcd (in `request`), unless it is done here.
             if (!queueNow) turn.leave();
           }
