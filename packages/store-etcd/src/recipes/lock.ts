@@ -710,7 +710,10 @@ async function request(
         voidLater(ctx, key, caller);
         throw error;
       }
-      if (found === undefined || tagOf(found) !== tag) throw error;
+      if (found === undefined || tagOf(found) !== tag) {
+        // Known now: it was not applied, and never will be.
+        throw new UnavailableError(`etcd did not answer the lock request, which was not applied (it never will be now): ${(error as Error).message}`, { cause: error });
+      }
       return resume(found);
     }
     const revision = revisionOf(txn);
