@@ -32,7 +32,11 @@ export function validatePrefix(prefix: unknown): string {
 
 /**
  * The stored form of an entry: a 1-byte header length, a JSON header (expiry, index, …),
- * then the value's bytes untouched.
+ * then the value's bytes untouched. An entry whose header would hold only a place `x > 0` is
+ * stored in the placed form instead: `0xff`, the value's length (4 bytes, big-endian), the
+ * value, the place (1 byte). Its first bytes depend on the value alone, so one range compare
+ * (`placedBounds`) tells on etcd whether a key holds given bytes at any place: writes of
+ * identical bytes must change nothing, however the stored entry was placed.
  */
 export interface EnvelopeHeader {
   /** Wall-clock expiry in ms since the epoch. */
@@ -41,21 +45,51 @@ export interface EnvelopeHeader {
   k?: string;
   /** MultiMap: the pair's place in the transaction that added it. */
   o?: number;
-  /** Map: the entry's event place in the transaction that wrote it (absent: 0). */
+  /** Map, Value: the entry's event place in the revision that wrote it (absent: 0). */
   x?: number;
 }
 
+/** The placed form's first byte (a JSON header length never reaches it). */
+const PLACED = 0xff;
+/** The greatest place the placed form holds (a transaction holds at most 128 writes). */
+const MAX_PLACE = 0xff;
+
 export function wrap(value: Uint8Array, header: EnvelopeHeader = {}): Buffer {
+  const { x, ...rest } = header;
+  if (x !== undefined && x > 0 && Object.keys(rest).length === 0) {
+    if (!Number.isInteger(x) || x > MAX_PLACE) throw new InvalidError(`entry place ${x} out of range`);
+    const stored = Buffer.allocUnsafe(value.length + 6);
+    stored[0] = PLACED;
+    stored.writeUInt32BE(value.length, 1);
+    stored.set(value, 5);
+    stored[value.length + 5] = x;
+    return stored;
+  }
   const head = Buffer.from(JSON.stringify(header), "utf8");
-  if (head.length > 255) throw new InvalidError("entry header too long");
+  if (head.length >= PLACED) throw new InvalidError("entry header too long");
   return Buffer.concat([Buffer.from([head.length]), head, value]);
 }
 
 export function unwrap(stored: Uint8Array): { header: EnvelopeHeader; value: Uint8Array } {
   const length = stored[0] ?? 0;
+  if (length === PLACED) {
+    return { header: { x: stored[stored.length - 1]! }, value: new Uint8Array(stored.subarray(5, stored.length - 1)) };
+  }
   const head = Buffer.from(stored.buffer, stored.byteOffset + 1, length).toString("utf8");
   const header = (length === 0 ? {} : JSON.parse(head)) as EnvelopeHeader;
   return { header, value: new Uint8Array(stored.subarray(1 + length)) };
+}
+
+/**
+ * Bounds of the placed forms of `value`: a stored entry sorts strictly between them exactly
+ * when it is `value` at some place (the length fixes where the value ends).
+ */
+export function placedBounds(value: Uint8Array): { above: Buffer; below: Buffer } {
+  const above = Buffer.allocUnsafe(value.length + 5);
+  above[0] = PLACED;
+  above.writeUInt32BE(value.length, 1);
+  above.set(value, 5);
+  return { above, below: Buffer.concat([above, Buffer.from([MAX_PLACE, 0])]) };
 }
 
 /**

@@ -47,8 +47,11 @@ export interface RecipeContext {
 export interface Decoder<T extends PrimitiveType> {
   /** Loads the state from a consistent range read at `revision`; returns it as events. */
   load(kvs: IKeyValue[], revision: bigint): Array<{ event: PrimitiveEvent<T>; version: bigint }>;
-  /** Applies the key changes of one revision; returns the primitive's events, in order. */
-  apply(changes: KeyChange[], revision: bigint): Array<PrimitiveEvent<T>>;
+  /**
+   * Applies the key changes of one revision; returns the primitive's events, in order, and
+   * optionally each event's place in the revision (increasing; by default its index).
+   */
+  apply(changes: KeyChange[], revision: bigint): Array<PrimitiveEvent<T>> | { events: Array<PrimitiveEvent<T>>; places: number[] };
 }
 
 export interface Recipe<T extends PrimitiveType> {

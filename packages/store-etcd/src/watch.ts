@@ -185,19 +185,23 @@ export class PrimitiveWatch implements FeedListener {
     this.skip = undefined;
     // Places count every event of the revision, filtered or not, so versions agree across watchers.
     let events: Array<PrimitiveEvent<PrimitiveType>>;
+    let places: number[] | undefined;
     try {
-      events = this.decoder.apply(changes, revision);
+      const applied = this.decoder.apply(changes, revision);
+      if (Array.isArray(applied)) events = applied;
+      else ({ events, places } = applied);
     } catch (error) {
       // Keys this store did not write (an operator's hand edit): this watcher ends, typed; the feed goes on.
       this.queue.fail(new FaultError(`cannot decode the changes of revision ${revision} of ${this.setup.description}`, { cause: error }));
       return;
     }
-    if (BigInt(events.length) >= EVENTS_PER_REVISION) {
+    if (BigInt(places?.at(-1) ?? events.length) >= EVENTS_PER_REVISION) {
       // Cannot happen with this store's writes (clears are chunked); never number them wrong.
       this.queue.fail(new FaultError(`revision ${revision} holds ${events.length} events, more than versions can number`));
       return;
     }
-    events.forEach((event, place) => {
+    events.forEach((event, index) => {
+      const place = places?.[index] ?? index;
       if (place > skip) this.emit(event, versionAt(revision, place), false);
     });
   }

@@ -15,11 +15,11 @@ import {
   NotFoundError,
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
-import { Buffer } from "node:buffer";
 import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp, type IResponseOp, type ITxnResponse } from "../etcd-io.js";
-import { MARKER, leaseSecondsOf, unwrap, versionAt, wrap, type EnvelopeHeader } from "../layout.js";
+import { MARKER, leaseSecondsOf, placedBounds, splitVersion, unwrap, versionAt, wrap, type EnvelopeHeader } from "../layout.js";
 import type { KeyChange, RecipeContext } from "../recipe.js";
 import { bytesEqual, checkSignal, copy, optionalTtl, optionalVersion, requireBytes } from "./common.js";
+import { writeBatcher } from "./write-batch.js";
 
 /** A stored entry as the engine sees it. */
 export interface Stored {
@@ -177,21 +177,6 @@ export async function applyEntryWrites(
   }
 }
 
-/*
- * One unconditional write without TTL, in ONE round trip: a transaction that decides on etcd
- * itself, with nested transactions (etcd 3.3+) for each case, instead of read-then-write.
- *
- * "Identical bytes, no TTL on either side: no change" needs the stored value compared with the
- * new one, but the stored envelope of an entry written at place x > 0 of a multi-write
- * transaction carries `{"x":N}` in its header, so the same user bytes can be stored several
- * ways. Those envelopes (and only those: a header with an expiry is at least 19 bytes long) have
- * a header length byte of 7, 8 or 9 (N ≤ 127 < MAX_TRANSACTION_WRITES): bytewise, below
- * X_ONLY_LOW or above X_ONLY_HIGH is outside that family. A value inside it is read back
- * and the write goes the general way (plan against a read, compare-and-swap).
- */
-const X_ONLY_LOW = Buffer.from([7]);
-const X_ONLY_HIGH = Buffer.from([9, 0xff]);
-
 /** The leaf response of a (possibly nested) transaction: which branch ran, and its reply. */
 function leafOf(txn: ITxnResponse): Partial<IResponseOp> | undefined {
   // A oneof: only the branch's own reply is set (the others are absent at run time).
@@ -202,8 +187,11 @@ function leafOf(txn: ITxnResponse): Partial<IResponseOp> | undefined {
 
 /**
  * The fast path of `applyEntryWrites` for one write with no TTL and no `ifVersion` (the common
- * `put`, `insert`, `update`, `remove`). Returns undefined when the write must take the general
- * path (TTL, conditions, or a stored value of the `x` family above).
+ * `put`, `insert`, `update`, `remove`), in ONE round trip: a transaction that decides on etcd
+ * itself, with nested transactions (etcd 3.3+), instead of read-then-write. "Identical bytes,
+ * no TTL on either side: no change" is one compare with the plain stored form and one range
+ * compare with the placed forms (layout.ts). Puts, inserts and updates go through the store's
+ * write batcher (write-batch.ts). Returns undefined when the write must take the general path.
  */
 async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe: (etcdKey: string) => string): Promise<EntryOutcome | undefined> {
   if (write.ifVersion !== undefined || (write.op !== "remove" && write.ttlMs !== undefined)) return undefined;
@@ -214,19 +202,21 @@ async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe:
     const prev = txn.succeeded ? txn.responses[0]?.response_delete_range?.prev_kvs[0] : undefined;
     return { prev: prev === undefined ? undefined : storedOf(prev) };
   }
-  const stored = wrap(write.value, {});
-  // When the key exists: identical → read it; outside the x family → overwrite; else read it.
-  const whenPresent = op.txn(
-    [cmp.valueIs(key, stored)],
-    [op.get(key)],
-    [op.txn([cmp.valueBelow(key, X_ONLY_LOW)], [op.put(key, stored)], [op.txn([cmp.valueAbove(key, X_ONLY_HIGH)], [op.put(key, stored)], [op.get(key)])])],
-  );
-  const whenAbsent = write.op === "update" ? [] : [op.put(key, stored)];
-  const txn = await ctx.txn([cmp.absent(key)], whenAbsent, write.op === "insert" ? [op.get(key)] : [whenPresent]);
-  const leaf = leafOf(txn);
+  const plain = wrap(write.value, {});
+  const { above, below } = placedBounds(write.value);
+  const kind = write.op;
+  const build = (place: number): IRequestOp => {
+    const stored = place === 0 ? plain : wrap(write.value, { x: place });
+    // Present: the same bytes (plain, or placed anywhere) → read it back; anything else → write.
+    const whenPresent = op.txn([cmp.valueIs(key, plain)], [op.get(key)], [op.txn([cmp.valueAbove(key, above), cmp.valueBelow(key, below)], [op.get(key)], [op.put(key, stored)])]);
+    const whenAbsent = kind === "update" ? [] : [op.put(key, stored)];
+    return op.txn([cmp.absent(key)], whenAbsent, kind === "insert" ? [op.get(key)] : [whenPresent]);
+  };
+  const { reply, revision, place } = await writeBatcher(ctx.io).submit(key, key.length + 3 * plain.length, ctx.signal, build);
+  const leaf = leafOf(reply);
   const put = leaf?.response_put;
   if (put != null) {
-    const entry: Stored = { etcdKey: key, value: write.value, version: versionAt(revisionOf(txn)) };
+    const entry: Stored = { etcdKey: key, value: write.value, version: versionAt(BigInt(revision), place) };
     const prev = put.prev_kv as IKeyValue | null | undefined;
     return { entry, prev: prev == null ? undefined : storedOf(prev) };
   }
@@ -236,9 +226,9 @@ async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe:
     throw new NotFoundError(`${describe(key)} does not exist`);
   }
   const existing = storedOf(kv);
-  if (write.op === "insert") throw new AlreadyExistsError(`${describe(key)} already exists (version ${existing.version})`);
-  if (existing.expiresAt === undefined && bytesEqual(existing.value, write.value)) return { entry: existing, prev: existing };
-  return undefined;
+  if (kind === "insert") throw new AlreadyExistsError(`${describe(key)} already exists (version ${existing.version})`);
+  // The same bytes, stored with no TTL: no change.
+  return { entry: existing, prev: existing };
 }
 
 /** The explicit-delete marker, written in the same transaction as any explicit delete. */
@@ -252,14 +242,20 @@ export function hasMarker(changes: KeyChange[], base: string): boolean {
   return changes.some((c) => c.key === marker && c.type === "Put");
 }
 
-/** A change's entry as an event payload. */
-export type EntryChange =
+/**
+ * A change's entry as an event payload, with the event's place in its revision: a put's is
+ * the place it was stored at (its version's); a removal's is its index among the revision's
+ * changes (a transaction's removals are stored nowhere, and come in the order of its writes,
+ * whose places are their indexes; a batch of single writes removes nothing).
+ */
+export type EntryChange = { place: number } & (
   | { type: "inserted"; entry: Stored }
   | { type: "updated"; entry: Stored; prev: Stored }
-  | { type: "removed"; prev: Stored; expired: boolean };
+  | { type: "removed"; prev: Stored; expired: boolean }
+);
 
 /** Turns the changes of one revision under `entryPrefix` into entry changes. */
-export function entryChanges(changes: KeyChange[], base: string, entryPrefix: string, revision: bigint): EntryChange[] {
+export function entryChanges(changes: KeyChange[], base: string, entryPrefix: string): EntryChange[] {
   const explicit = hasMarker(changes, base);
   const out: EntryChange[] = [];
   for (const change of changes) {
@@ -267,11 +263,11 @@ export function entryChanges(changes: KeyChange[], base: string, entryPrefix: st
     const prev = change.prev === undefined ? undefined : storedOf(change.prev);
     if (change.type === "Put") {
       const entry = storedOf(change.kv);
-      out.push(prev === undefined ? { type: "inserted", entry } : { type: "updated", entry, prev });
+      const place = splitVersion(entry.version).index;
+      out.push(prev === undefined ? { type: "inserted", entry, place } : { type: "updated", entry, prev, place });
     } else if (prev !== undefined) {
-      out.push({ type: "removed", prev, expired: !explicit });
+      out.push({ type: "removed", prev, expired: !explicit, place: out.length });
     }
   }
-  void revision;
   return out;
 }

@@ -91,8 +91,9 @@ export const mapRecipe: Recipe<"map"> = {
             return { event: { type: "inserted", entry } as MapEvent, version: entry.version };
           });
       },
-      apply(changes, revision) {
-        return entryChanges(changes, base, prefix, revision).map((c): MapEvent => {
+      apply(changes) {
+        const entries = entryChanges(changes, base, prefix);
+        const events = entries.map((c): MapEvent => {
           switch (c.type) {
             case "inserted":
               return { type: "inserted", entry: entryOf(c.entry, base) };
@@ -102,6 +103,7 @@ export const mapRecipe: Recipe<"map"> = {
               return { type: "removed", prev: entryOf(c.prev, base), expired: c.expired };
           }
         });
+        return { events, places: entries.map((c) => c.place) };
       },
     };
   },

@@ -59,8 +59,9 @@ export const valueRecipe: Recipe<"value"> = {
         const entry = valueOf(storedOf(kv));
         return [{ event: { type: "created", entry }, version: entry.version }];
       },
-      apply(changes, revision) {
-        return entryChanges(changes, base, key, revision).map((c): ValueEvent => {
+      apply(changes) {
+        const entries = entryChanges(changes, base, key);
+        const events = entries.map((c): ValueEvent => {
           switch (c.type) {
             case "inserted":
               return { type: "created", entry: valueOf(c.entry) };
@@ -70,6 +71,7 @@ export const valueRecipe: Recipe<"value"> = {
               return { type: "deleted", prev: valueOf(c.prev), expired: c.expired };
           }
         });
+        return { events, places: entries.map((c) => c.place) };
       },
     };
   },
