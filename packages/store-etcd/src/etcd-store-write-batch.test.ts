@@ -123,4 +123,38 @@ describe("etcd store: concurrent single writes share a transaction", () => {
       assert.equal((await session.execute(ref, { op: "set", value: bytes(`v${i}`) })).entry.version, sets[i]!.entry.version);
     }
   });
+
+  it("batches stay within etcd's limits: 200 puts at once, big keys and values, a 350 KiB value", async () => {
+    const ref: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+    const many = await Promise.all(Array.from({ length: 200 }, (_, i) => session.execute(ref, { op: "put", key: `n${i}`, value: bytes(`${i}`) })));
+    assert.equal(new Set(many.map((p) => p.entry.version)).size, 200);
+    // Nested transactions carry a key and a value several times each: the batch counts that.
+    const big = "k".repeat(1024);
+    const value = bytes("v".repeat(1024));
+    await Promise.all(Array.from({ length: 124 }, (_, i) => session.execute(ref, { op: "put", key: `${big}${i}`, value })));
+    const huge = new Uint8Array(350 * 1024).fill(7);
+    const put = await session.execute(ref, { op: "put", key: "huge", value: huge });
+    assert.equal((await session.execute(ref, { op: "put", key: "huge", value: huge })).entry.version, put.entry.version, "identical bytes: no change");
+  });
+
+  it("a transaction that inserts and removes one key numbers its other events as reads do", async () => {
+    const ref: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+    await session.execute(ref, { op: "put", key: "b", value: bytes("old") });
+    const stream = await session.watch(ref, {});
+    const events = stream[Symbol.asyncIterator]();
+    await session.execute(ref, {
+      op: "transaction",
+      writes: [
+        { op: "put", key: "a", value: bytes("1") },
+        { op: "remove", key: "a" },
+        { op: "put", key: "c", value: bytes("3") },
+        { op: "remove", key: "b" },
+      ],
+    });
+    const seen = (await take(events, 2)) as Array<RuntimeEvent<"map">>;
+    assert.deepEqual(seen.map((e) => e.type), ["inserted", "removed"]);
+    assert.notEqual(seen[0]!.version, seen[1]!.version, "one version per event");
+    assert.equal(seen[0]!.version, (await session.execute(ref, { op: "get", key: "c" })).entry?.version);
+    await stream.close();
+  });
 });

@@ -15,6 +15,7 @@ import {
   NotFoundError,
 } from "@atomix-ts/core";
 import type { IKeyValue } from "etcd3";
+import { Buffer } from "node:buffer";
 import { cmp, ks, modOf, op, revisionOf, type ICompare, type IRequestOp, type IResponseOp, type ITxnResponse } from "../etcd-io.js";
 import { MARKER, leaseSecondsOf, placedBounds, splitVersion, unwrap, versionAt, wrap, type EnvelopeHeader } from "../layout.js";
 import type { KeyChange, RecipeContext } from "../recipe.js";
@@ -151,7 +152,9 @@ export async function applyEntryWrites(
     for (const [key, final] of finals) {
       const place = ops.length;
       if (final === null) {
-        ops.push(op.del(key));
+        // Inserted earlier in this batch, then removed: absent in etcd, so no op (every op is
+        // then an event, and a removal's place, its op's index, is what a watcher numbers it).
+        if (mods.get(key) !== 0n) ops.push(op.del(key));
         continue;
       }
       places.set(key, place);
@@ -176,6 +179,9 @@ export async function applyEntryWrites(
     return outcomes.map((o) => ({ entry: fix(o.entry), prev: fix(o.prev) }));
   }
 }
+
+/** Values bigger than this take the general path (one copy per request, not five). */
+const MAX_FAST_BYTES = 64 * 1024;
 
 /** The leaf response of a (possibly nested) transaction: which branch ran, and its reply. */
 function leafOf(txn: ITxnResponse): Partial<IResponseOp> | undefined {
@@ -202,6 +208,8 @@ async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe:
     const prev = txn.succeeded ? txn.responses[0]?.response_delete_range?.prev_kvs[0] : undefined;
     return { prev: prev === undefined ? undefined : storedOf(prev) };
   }
+  // A big value takes the general path, which sends it once, not five times.
+  if (write.value.length > MAX_FAST_BYTES) return undefined;
   const plain = wrap(write.value, {});
   const { above, below } = placedBounds(write.value);
   const kind = write.op;
@@ -212,7 +220,9 @@ async function applySingleWrite(ctx: RecipeContext, write: EntryWrite, describe:
     const whenAbsent = kind === "update" ? [] : [op.put(key, stored)];
     return op.txn([cmp.absent(key)], whenAbsent, kind === "insert" ? [op.get(key)] : [whenPresent]);
   };
-  const { reply, revision, place } = await writeBatcher(ctx.io).submit(key, key.length + 3 * plain.length, ctx.signal, build);
+  // The nested transaction carries the key 8 times and the value 5 times.
+  const bytes = 8 * Buffer.byteLength(key) + 5 * plain.length + 64;
+  const { reply, revision, place } = await writeBatcher(ctx.io).submit(key, bytes, ctx.signal, build);
   const leaf = leafOf(reply);
   const put = leaf?.response_put;
   if (put != null) {

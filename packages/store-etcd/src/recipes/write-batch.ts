@@ -18,19 +18,24 @@ import { canceledBy } from "@atomix-ts/core";
 import type { EtcdIo, IRequestOp, ITxnResponse } from "../etcd-io.js";
 import { checkSignal } from "./common.js";
 
-/** The most writes in one batch (etcd's default --max-txn-ops is 128). */
-const MAX_WRITES = 128;
+/**
+ * The most writes in one batch. etcd's default --max-txn-ops is 128, and a nested transaction
+ * may use only what its parents leave: a put's three levels (2 compares at the deepest) allow
+ * 124 writes.
+ */
+const MAX_WRITES = 100;
 /** Request bytes a batch stops growing at (etcd's default --max-request-bytes is 1.5 MiB). */
 const MAX_BYTES = 512 * 1024;
 
 /** A write waiting for its batch. */
 interface Queued {
   readonly key: string;
+  /** Set once it left the queue (sent, or given up). */
+  done: boolean;
   /** Its nested transaction, stored at `place`. */
   readonly build: (place: number) => IRequestOp;
   /** Bytes its nested transaction carries (keys and values, roughly). */
   readonly bytes: number;
-  readonly signal: AbortSignal;
   readonly resolve: (outcome: BatchedOutcome) => void;
   readonly reject: (error: Error) => void;
 }
@@ -48,33 +53,73 @@ class WriteBatcher {
 
   constructor(private readonly io: EtcdIo) {}
 
-  /** Sends a write's nested transaction (built for its place) in the next batch. */
+  /**
+   * Sends a write's nested transaction (built for its place; `bytes` is about its encoded size)
+   * in the next batch. A write whose signal aborts before its batch is sent fails at once.
+   */
   submit(key: string, bytes: number, signal: AbortSignal, build: (place: number) => IRequestOp): Promise<BatchedOutcome> {
     checkSignal(signal);
+    if (!this.sending) return this.sendAlone(build);
     return new Promise<BatchedOutcome>((resolve, reject) => {
-      this.queue.push({ key, build, bytes, signal, resolve, reject });
-      if (!this.sending) void this.send();
+      const onAbort = (): void => {
+        if (write.done) return;
+        // Given up before its batch was sent: nothing was written.
+        write.done = true;
+        this.queue.splice(this.queue.indexOf(write), 1);
+        reject(canceledBy(signal));
+      };
+      const write: Queued = {
+        key,
+        build,
+        bytes,
+        done: false,
+        resolve: (outcome) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(outcome);
+        },
+        reject: (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(write);
     });
   }
 
-  private async send(): Promise<void> {
+  /** Nothing in flight: the write goes at once, on its own (the next batch gathers meanwhile). */
+  private async sendAlone(build: (place: number) => IRequestOp): Promise<BatchedOutcome> {
     this.sending = true;
-    while (this.queue.length > 0) {
-      const batch = this.take();
-      if (batch.length === 0) continue;
-      const ops = batch.map((write, place) => write.build(place));
-      try {
-        const txn = await this.io.txn([], ops);
-        batch.forEach((write, place) => {
-          const reply = txn.responses[place]?.response_txn;
-          if (reply == null) write.reject(new Error(`etcd's reply to a batch of ${batch.length} writes lacks write ${place}`));
-          else write.resolve({ reply, revision: txn.header.revision, place });
-        });
-      } catch (error) {
-        for (const write of batch) write.reject(error as Error);
-      }
+    try {
+      const txn = await this.io.txn([], [build(0)]);
+      return { reply: replyOf(txn, 0, 1), revision: txn.header.revision, place: 0 };
+    } finally {
+      this.sendQueued();
     }
-    this.sending = false;
+  }
+
+  /** Sends the queued writes, batch after batch, until none is left. */
+  private sendQueued(): void {
+    const batch = this.take();
+    if (batch.length === 0) {
+      this.sending = false;
+      return;
+    }
+    const sent = (async () => this.io.txn([], batch.map((write, place) => write.build(place))))();
+    sent.then(
+      (txn) => {
+        batch.forEach((write, place) => {
+          try {
+            write.resolve({ reply: replyOf(txn, place, batch.length), revision: txn.header.revision, place });
+          } catch (error) {
+            write.reject(error as Error);
+          }
+        });
+      },
+      (error: unknown) => {
+        for (const write of batch) write.reject(error as Error);
+      },
+    ).finally(() => this.sendQueued());
   }
 
   /** The next batch, in submission order: distinct keys, bounded in writes and bytes. */
@@ -84,11 +129,6 @@ class WriteBatcher {
     const keys = new Set<string>();
     let bytes = 0;
     for (const write of this.queue) {
-      if (write.signal.aborted) {
-        // Given up before it was sent: nothing was written.
-        write.reject(canceledBy(write.signal));
-        continue;
-      }
       const fits = batch.length < MAX_WRITES && (batch.length === 0 || bytes + write.bytes <= MAX_BYTES);
       if (!fits || keys.has(write.key)) {
         keys.add(write.key); // a later write to this key must not pass this one
@@ -97,11 +137,19 @@ class WriteBatcher {
       }
       keys.add(write.key);
       bytes += write.bytes;
+      write.done = true;
       batch.push(write);
     }
     this.queue = rest;
     return batch;
   }
+}
+
+/** Write `place`'s reply in a batch's reply. */
+function replyOf(txn: ITxnResponse, place: number, writes: number): ITxnResponse {
+  const reply = txn.responses[place]?.response_txn;
+  if (reply == null) throw new Error(`etcd's reply to a batch of ${writes} writes lacks write ${place}`);
+  return reply;
 }
 
 const batchers = new WeakMap<EtcdIo, WriteBatcher>();
