@@ -376,4 +376,40 @@ describe("etcd store: lock queue keys are reused slots", () => {
     await resumed.close();
     await first.close().catch(() => undefined);
   });
+
+  it("a lock found free lately is asked for in a lean transaction, and in full once it is taken after all", async () => {
+    const ref = lockRef();
+    const [session, rival] = [await store.openSession(), await other.openSession()];
+    for (let i = 0; i < 2; i++) {
+      const { version } = await session.execute(ref, { op: "lock" });
+      await session.execute(ref, { op: "unlock", version });
+    }
+    const base = baseOf(store.prefix, "lock", ref.name);
+    assert.equal(localLocks(store.io).expectsFree(base), true);
+    // Taken through another store: the lean request fails, the full one queues behind it.
+    const held = await rival.execute(ref, { op: "lock" });
+    const waiting = session.execute(ref, { op: "lock" }, { timeoutMs: 5000 });
+    await until(() => store.io.keyWatches.size === 1);
+    assert.equal(localLocks(store.io).expectsFree(base), false);
+    assert.deepEqual((await queue(ref)).map(([name, value]) => [name, value[0]]), [
+      [`${rival.id}/0`, "h"],
+      [`${session.id}/0`, "w"],
+    ]);
+    await rival.execute(ref, { op: "unlock", version: held.version });
+    const granted = await waiting;
+    assert.ok(granted.version! > held.version!);
+    await session.execute(ref, { op: "unlock", version: granted.version });
+    // A void slot fails the lean request too: the full one moves to the next slot.
+    for (let i = 0; i < 2; i++) {
+      const { version } = await session.execute(ref, { op: "lock" });
+      await session.execute(ref, { op: "unlock", version });
+    }
+    const voidKey = `${store.prefix}lock/${ref.name}#x/${session.id}/0`;
+    await store.io.txn([], [{ request_put: { key: kb(voidKey), value: Buffer.alloc(0), lease: session.id } }]);
+    const next = await session.execute(ref, { op: "lock" });
+    assert.deepEqual((await queue(ref)).map(([name]) => name), [`${session.id}/1`]);
+    await session.execute(ref, { op: "unlock", version: next.version });
+    await session.close();
+    await rival.close();
+  });
 });

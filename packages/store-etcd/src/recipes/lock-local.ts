@@ -108,6 +108,8 @@ export class LocalLocks {
   private arrivals = 0;
   /** The `lock()` calls of this process per lock (key base) not yet in etcd, in call order. */
   private readonly lines = new Map<string, InLine[]>();
+  /** Per lock, how many of this store's latest requests in a row found it free (capped). */
+  private readonly freeStreaks = new Map<string, number>();
   /** `lock()` calls waiting here to send their request, by lock, session and idempotency key. */
   private readonly copies = new Map<string, AbortController>();
   /** The slots of queue keys in use here, per lock and session (`<base>q/<session>/`). */
@@ -165,6 +167,28 @@ export class LocalLocks {
         if (this.copies.get(id) === controller) this.copies.delete(id);
       },
     };
+  }
+
+  /**
+   * Whether the lock at `base` is likely free: this store's last two requests on it were
+   * granted at once. A request then goes without the parts of its transaction that only a
+   * queued request uses, and sends them in a second one if the lock was taken after all.
+   */
+  expectsFree(base: string): boolean {
+    return (this.freeStreaks.get(base) ?? 0) >= 2;
+  }
+
+  /** A request on the lock at `base` found it free (granted at once) or not. */
+  sawFree(base: string, free: boolean): void {
+    if (!free) {
+      this.freeStreaks.delete(base);
+      return;
+    }
+    const streak = this.freeStreaks.get(base) ?? 0;
+    if (streak >= 2) return;
+    this.freeStreaks.delete(base);
+    this.freeStreaks.set(base, streak + 1);
+    if (this.freeStreaks.size > MAX_HOLDS) this.freeStreaks.delete(this.freeStreaks.keys().next().value!);
   }
 
   /** Numbers a `lock()`/`tryLock()` call of this process: later calls get greater numbers. */

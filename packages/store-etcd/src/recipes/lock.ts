@@ -683,16 +683,21 @@ async function request(
     }
     return granted(ctx, at, caller, await waitForGrant(ctx, at, caller, createOf(found), undefined, registered), createOf(found));
   };
+  // A lock this store found free lately is asked for without what only a queued request needs.
+  let lean = kind === "lock" && local.expectsFree(ctx.base);
   for (;;) {
     const voided = voidKeyOf(ctx.base, key);
+    // Lean: if not granted at once, nothing else happens, and the request is sent again in full.
     const failure: IRequestOp[] = [];
-    // Queued: read the newest key before ours (our predecessor) in the same round trip.
-    if (kind === "lock") {
-      failure.push(op.txn([cmp.absent(key), cmp.absent(voided)], [newestOp(ctx.base), put(key, valueOf("w", tag), ctx.session.lease)], [op.get(key), op.get(voided)]));
-    } else {
-      failure.push(op.get(voided));
+    if (!lean) {
+      // Queued: read the newest key before ours (our predecessor) in the same round trip.
+      if (kind === "lock") {
+        failure.push(op.txn([cmp.absent(key), cmp.absent(voided)], [newestOp(ctx.base), put(key, valueOf("w", tag), ctx.session.lease)], [op.get(key), op.get(voided)]));
+      } else {
+        failure.push(op.get(voided));
+      }
+      if (idempotent) failure.push(op.range(own, prefixEnd(own)));
     }
-    if (idempotent) failure.push(op.range(own, prefixEnd(own)));
     let txn: ITxnResponse;
     try {
       txn = await ctx.io.txn([cmp.rangeEmpty(prefix, prefixEnd(prefix)), cmp.absent(voided)], [put(key, valueOf("h", tag), ctx.session.lease)], failure);
@@ -717,9 +722,15 @@ async function request(
       return resume(found);
     }
     const revision = revisionOf(txn);
+    if (kind === "lock") local.sawFree(ctx.base, txn.succeeded);
     if (txn.succeeded) {
       turn?.leave();
       return granted(ctx, key, caller, versionAt(revision), revision);
+    }
+    if (lean) {
+      // Taken after all (or the slot is void): nothing was written; ask again in full.
+      lean = false;
+      continue;
     }
     const queued = kind === "lock" ? txn.responses[0]?.response_txn : undefined;
     // An earlier copy of this request, in any slot but the one this copy just queued in.
