@@ -5,7 +5,7 @@
 // apply in call order; a value written in a batch reads back as written.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { PrimitiveRef, RuntimeEvent, RuntimeSession } from "@atomix-ts/core";
+import { CanceledError, type PrimitiveRef, type RuntimeEvent, type RuntimeSession } from "@atomix-ts/core";
 import type { EtcdStore } from "./index.js";
 import { take, twoStores, unique } from "./test-support.js";
 
@@ -156,5 +156,33 @@ describe("etcd store: concurrent single writes share a transaction", () => {
     assert.notEqual(seen[0]!.version, seen[1]!.version, "one version per event");
     assert.equal(seen[0]!.version, (await session.execute(ref, { op: "get", key: "c" })).entry?.version);
     await stream.close();
+  });
+
+  it("a write whose caller gives up while it waits for its batch fails at once, unwritten", async () => {
+    const ref: PrimitiveRef<"map"> = { type: "map", name: unique("map") };
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // The first write's transaction is held back: the next write waits for its batch.
+    io.txn = async (...args) => {
+      io.txn = txn;
+      await gate;
+      return txn(...args);
+    };
+    try {
+      const first = session.execute(ref, { op: "put", key: "a", value: bytes("1") });
+      const controller = new AbortController();
+      const second = session.execute(ref, { op: "put", key: "b", value: bytes("2") }, { signal: controller.signal });
+      controller.abort();
+      await assert.rejects(second, CanceledError);
+      open();
+      await first;
+    } finally {
+      io.txn = txn;
+      open();
+    }
+    assert.equal((await session.execute(ref, { op: "get", key: "b" })).entry, undefined);
+    assert.equal(text((await session.execute(ref, { op: "get", key: "a" })).entry!.value), "1");
   });
 });
