@@ -557,6 +557,21 @@ export function mapSuite(t: SuiteContext): void {
     }
   });
 
+  it("puts made at once each get a version of their own: the one a get returns and their event carries", async () => {
+    const map = await (await t.client()).getMap(t.unique("map"));
+    await using watch = await map.watch();
+    const puts = await Promise.all(Array.from({ length: 40 }, (_, i) => map.put(`k${i}`, `v${i}`)));
+    const versions = puts.map((entry) => entry.version);
+    assert.equal(new Set(versions).size, versions.length, "one version per put");
+    const events = await take(iterate(watch), versions.length);
+    const byKey = new Map(events.map((event) => [event.type === "inserted" ? event.key : "", event.version]));
+    for (const [i, version] of versions.entries()) {
+      assert.equal(byKey.get(`k${i}`), version, `k${i}'s event carries its put's version`);
+      assert.equal((await map.get(`k${i}`))?.version, version);
+    }
+    for (let i = 1; i < events.length; i++) assert.ok(events[i]!.version > events[i - 1]!.version, "strictly increasing");
+  });
+
   it("a watch resuming from history that is gone gets a reset or the missing events, never a gap", async () => {
     const map = await open();
     await map.put("a", "1");
