@@ -5,7 +5,7 @@
 // next operation returns.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { PrimitiveRef, RuntimeEvent, RuntimeSession, Term } from "@atomix-ts/core";
+import { UnavailableError, type PrimitiveRef, type RuntimeEvent, type RuntimeSession, type Term } from "@atomix-ts/core";
 import { createEtcdStore, type EtcdStore } from "./index.js";
 import { startEtcd, type EtcdCluster } from "./testing/etcd.js";
 import { unique } from "./test-support.js";
@@ -184,5 +184,50 @@ describe("etcd store: election terms across lease expiries", () => {
       await watch.close();
       await Promise.all([...mortals, survivor].map((s) => s.close()));
     }
+  });
+
+  /**
+   * Makes `store`'s next election write go unanswered: "hold" keeps it back for `late()` to
+   * send (etcd applies it only then), "apply" sends it first.
+   */
+  function loseNextWrite(mode: "hold" | "apply"): { late: () => Promise<boolean> } {
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    let held: Parameters<typeof txn> | undefined;
+    io.txn = async (...args) => {
+      // The plan's read (no compares) goes through; the write after it is lost.
+      if (args[0].length === 0) return txn(...args);
+      io.txn = txn;
+      if (mode === "apply") await txn(...args);
+      else held = args;
+      throw new UnavailableError("etcd did not answer in time (the write may or may not have been applied)");
+    };
+    return { late: async () => (await txn(...held!)).succeeded };
+  }
+
+  it("an enter whose reply was lost is settled: never applied later, and entered once", async () => {
+    const ref: PrimitiveRef<"election"> = { type: "election", name: unique("election") };
+    const [first, second] = [await store.openSession(), await store.openSession()];
+    await first.execute(ref, { op: "enter", candidate: "a" });
+    // Lost and not applied: the store rewrites the state so it never will be, and enters again.
+    const lost = loseNextWrite("hold");
+    const entered = await second.execute(ref, { op: "enter", candidate: "b" });
+    assert.deepEqual(show(entered.term), show((await second.execute(ref, { op: "getTerm" })).term));
+    assert.equal(await lost.late(), false, "the lost write can no longer apply");
+    assert.deepEqual(entered.term.candidates, ["a", "b"]);
+    // Lost after it applied: the enter finds itself entered.
+    loseNextWrite("apply");
+    const again = await first.execute(ref, { op: "enter", candidate: "c" });
+    assert.deepEqual(again.term.candidates, ["a", "b", "c"]);
+    // Any operation proven unapplied is planned again (once: the lost write never applies).
+    const promote = loseNextWrite("hold");
+    assert.deepEqual((await second.execute(ref, { op: "promote", candidate: "b" })).term.candidates, ["b", "a", "c"]);
+    assert.equal(await promote.late(), false);
+    // One that may have applied (it did) fails, its outcome settled: not applied twice.
+    loseNextWrite("apply");
+    await assert.rejects(second.execute(ref, { op: "demote", candidate: "b" }), UnavailableError);
+    assert.deepEqual((await second.execute(ref, { op: "getTerm" })).term.candidates, ["a", "b", "c"]);
+    await first.close();
+    await second.close();
   });
 });

@@ -29,13 +29,14 @@ import {
   ForbiddenError,
   InvalidError,
   NotFoundError,
+  UnavailableError,
   type ElectionEvent,
   type Operation,
   type OperationResult,
   type Term,
 } from "@atomix-ts/core";
-import type { IKeyValue } from "etcd3";
-import { cmp, ks, modOf, op, prefixEnd, type ICompare, type IRequestOp } from "../etcd-io.js";
+import { EtcdLeaseInvalidError, type IKeyValue } from "etcd3";
+import { cmp, ks, modOf, op, prefixEnd, type ICompare, type IRequestOp, type ITxnResponse } from "../etcd-io.js";
 import { headVersion } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal } from "./common.js";
@@ -173,7 +174,13 @@ async function run(ctx: RecipeContext, operation: Operation<"election">): Promis
       cmp.modIs(stateKey(base), stateKv === undefined ? 0n : modOf(stateKv)),
       ...[...unchanged].map(([key, mod]) => cmp.modIs(key, mod)),
     ];
-    const txn = await ctx.io.txn(compares, ops);
+    let txn: ITxnResponse;
+    try {
+      txn = await ctx.io.txn(compares, ops);
+    } catch (error) {
+      if (await afterLostReply(ctx, stateKv, operation, error)) continue;
+      throw error;
+    }
     if (!txn.succeeded) continue;
     if (operation.op === "enter") {
       const id = operation.candidate;
@@ -184,6 +191,24 @@ async function run(ctx: RecipeContext, operation: Operation<"election">): Promis
     }
     return termOf({ term, candidates: next });
   }
+}
+
+/**
+ * After a write whose reply was lost: etcd may still apply it a moment later (its proposal in
+ * flight), electing a candidate whose caller saw a failure. Rewriting the state key as it was
+ * read moves its mod revision on, which the lost write compares, so it can never apply after
+ * that; the rewrite changes no term, so watchers see no event. Returns whether to plan the
+ * operation again: yes if the rewrite proved the write unapplied, or for an `enter` (entering
+ * twice is a no-op) whatever happened; no (the caller sees the error, whose outcome is now
+ * settled) for other operations whose write may have applied, or when etcd still does not answer.
+ */
+async function afterLostReply(ctx: RecipeContext, stateKv: IKeyValue | undefined, operation: Operation<"election">, error: unknown): Promise<boolean> {
+  if (!(error instanceof UnavailableError) || (error.cause as unknown) instanceof EtcdLeaseInvalidError) return false;
+  const key = stateKey(ctx.base);
+  const asRead = stateKv?.value ?? Buffer.from(JSON.stringify({ term: "0", candidates: [] } satisfies StoredState));
+  const rewrite = await ctx.io.txn([cmp.modIs(key, stateKv === undefined ? 0n : modOf(stateKv))], [op.put(key, asRead)]).catch(() => undefined);
+  if (rewrite === undefined) return false;
+  return rewrite.succeeded || operation.op === "enter";
 }
 
 export const electionRecipe: Recipe<"election"> = {
