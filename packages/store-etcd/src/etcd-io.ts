@@ -471,6 +471,12 @@ function neverSent(error: unknown): boolean {
   return error instanceof GRPCUnavailableError && error.message.includes(NOT_CONNECTED);
 }
 
+/** Whether etcd refused a request (as mapped by `mapEtcdError`) because its lease is gone. */
+export const leaseGone = (error: unknown): boolean => (error as Error).cause instanceof EtcdLeaseInvalidError;
+
+/** Whether a write that failed with `error` (as mapped by `mapEtcdError`) may have applied, or may yet. */
+export const outcomeUnknown = (error: unknown): boolean => error instanceof UnavailableError && !leaseGone(error);
+
 /**
  * Maps an etcd3 / gRPC error to an AtomixError, once, at the boundary. `write` says whether
  * the outcome of a lost call is unknown (then the message says so).

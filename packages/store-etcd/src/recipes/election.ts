@@ -29,14 +29,13 @@ import {
   ForbiddenError,
   InvalidError,
   NotFoundError,
-  UnavailableError,
   type ElectionEvent,
   type Operation,
   type OperationResult,
   type Term,
 } from "@atomix-ts/core";
-import { EtcdLeaseInvalidError, type IKeyValue } from "etcd3";
-import { cmp, ks, modOf, op, prefixEnd, type ICompare, type IRequestOp, type ITxnResponse } from "../etcd-io.js";
+import type { IKeyValue } from "etcd3";
+import { cmp, ks, modOf, op, outcomeUnknown, prefixEnd, type ICompare, type IRequestOp, type ITxnResponse } from "../etcd-io.js";
 import { headVersion } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal } from "./common.js";
@@ -203,7 +202,7 @@ async function run(ctx: RecipeContext, operation: Operation<"election">): Promis
  * settled) for other operations whose write may have applied, or when etcd still does not answer.
  */
 async function afterLostReply(ctx: RecipeContext, stateKv: IKeyValue | undefined, operation: Operation<"election">, error: unknown): Promise<boolean> {
-  if (!(error instanceof UnavailableError) || (error.cause as unknown) instanceof EtcdLeaseInvalidError) return false;
+  if (!outcomeUnknown(error)) return false;
   const key = stateKey(ctx.base);
   const asRead = stateKv?.value ?? Buffer.from(JSON.stringify({ term: "0", candidates: [] } satisfies StoredState));
   const rewrite = await ctx.io.txn([cmp.modIs(key, stateKv === undefined ? 0n : modOf(stateKv))], [op.put(key, asRead)]).catch(() => undefined);

@@ -59,8 +59,8 @@ import {
   type Operation,
   type OperationResult,
 } from "@atomix-ts/core";
-import { EtcdLeaseInvalidError, type IKeyValue, type ITxnResponse } from "etcd3";
-import { cmp, createOf, kb, ks, modOf, op, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp, type IResponseOp } from "../etcd-io.js";
+import type { IKeyValue, ITxnResponse } from "etcd3";
+import { cmp, createOf, kb, ks, leaseGone, modOf, op, outcomeUnknown, prefixEnd, revisionOf, type EtcdIo, type ICompare, type IRequestOp, type IResponseOp } from "../etcd-io.js";
 import { MARKER, splitVersion, versionAt } from "../layout.js";
 import type { Decoder, Recipe, RecipeContext } from "../recipe.js";
 import { checkSignal, optionalVersion } from "./common.js";
@@ -600,12 +600,6 @@ async function voidSlot(ctx: RecipeContext, key: string): Promise<IKeyValue | un
   if (!ctx.session.signal.aborted) localLocks(ctx.io).voidKey(key);
   return txn.responses[1]?.response_range.kvs[0];
 }
-
-/** Whether etcd refused a request because its session's lease is gone. */
-const leaseGone = (error: unknown): boolean => (error as Error).cause instanceof EtcdLeaseInvalidError;
-
-/** Whether a request that failed with `error` may have been applied, or may be yet. */
-const outcomeUnknown = (error: unknown): boolean => error instanceof UnavailableError && !leaseGone(error);
 
 /**
  * For a request under `key` that got no answer, and whose slot could not be voided then
