@@ -49,18 +49,17 @@ export interface H2ConnectOptions {
   tls?: tls.ConnectionOptions | undefined;
 }
 
-const enum FrameType {
-  Data = 0,
-  Headers = 1,
-  Priority = 2,
-  RstStream = 3,
-  Settings = 4,
-  PushPromise = 5,
-  Ping = 6,
-  GoAway = 7,
-  WindowUpdate = 8,
-  Continuation = 9,
-}
+const FrameType = {
+  Data: 0,
+  Headers: 1,
+  RstStream: 3,
+  Settings: 4,
+  PushPromise: 5,
+  Ping: 6,
+  GoAway: 7,
+  WindowUpdate: 8,
+  Continuation: 9,
+} as const;
 
 const END_STREAM = 0x1;
 const ACK = 0x1;
@@ -150,7 +149,7 @@ export class H2Connection {
       this.connected = true;
     });
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
-    socket.on("error", (error) => this.fail(`connection to ${options.host}:${options.port} failed: ${error.message}`));
+    socket.on("error", (error: Error) => this.fail(`connection to ${options.host}:${options.port} failed: ${error.message}`));
     socket.on("close", () => this.fail(`connection to ${options.host}:${options.port} closed`));
     const settings = Buffer.alloc(18);
     settings.writeUInt16BE(0x2, 0); // ENABLE_PUSH = 0
@@ -474,7 +473,7 @@ export class H2Connection {
   }
 }
 
-function frameHeader(length: number, type: FrameType, flags: number, streamId: number): Buffer {
+function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
   const header = Buffer.allocUnsafe(9);
   header.writeUIntBE(length, 0, 3);
   header[3] = type;

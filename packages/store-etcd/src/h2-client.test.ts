@@ -1,0 +1,273 @@
+// The store's own HTTP/2 client against an independent implementation: node's http2 server
+// (nghttp2) on loopback, in plain h2c. Headers it Huffman-codes and indexes, flow control with
+// tiny windows, a one-stream limit, GOAWAY, resets, and connections that fail: every request
+// ends once, and says "unprocessed" only when the server certainly never handled it.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { after, describe, it } from "node:test";
+import { H2Connection, H2Error, type H2Reply } from "./h2-client.js";
+import { encodeRequestHeaders, HpackDecoder, HpackError } from "./hpack.js";
+
+type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
+
+const servers: http2.Http2Server[] = [];
+after(() => {
+  for (const server of servers) server.close();
+});
+
+/** An h2c server answering each request (once its body is in) with `handler`. */
+async function serve(handler: Handler, settings: http2.Settings = {}): Promise<{ port: number; server: http2.Http2Server }> {
+  const server = http2.createServer({ settings });
+  servers.push(server);
+  server.on("stream", (stream, headers) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => handler(stream, headers, Buffer.concat(chunks)));
+    stream.on("error", () => {});
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { port: (server.address() as AddressInfo).port, server };
+}
+
+function block(path = "/call", extra: [string, string][] = []): Buffer {
+  return encodeRequestHeaders("http", [[":path", path], [":authority", "localhost"], ["content-type", "application/grpc"], ...extra]);
+}
+
+function call(connection: H2Connection, body = Buffer.from("ping"), path = "/call"): Promise<H2Reply> {
+  return new Promise((resolve, reject) => connection.request(block(path), body, (error, reply) => (error === undefined ? resolve(reply!) : reject(error))));
+}
+
+async function failure(promise: Promise<unknown>): Promise<H2Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof H2Error, `an H2Error, not ${String(error)}`);
+    return error;
+  }
+  assert.fail("the request should have failed");
+}
+
+const PRINTABLE = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i));
+
+describe("h2-client: against node's http2 server", () => {
+  it("decodes every printable character, Huffman-coded or not, static and dynamic table entries, and trailers", async () => {
+    // Each character alone amid '0's (5-bit code): the string is shorter Huffman-coded, so
+    // nghttp2 codes it, and the character's own code sits at a known place.
+    const values = Object.fromEntries(PRINTABLE.map((char, i) => [`x-char-${i}`, `0000000000${char}0000000000`]));
+    const literal = "~".repeat(40); // 13-bit code: longer coded, so sent as it is
+    const { port } = await serve((stream, headers, body) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc", date: "Fri, 27 Nov 2026 18:00:00 GMT", server: "nghttp2", "x-raw": literal, ...values, "x-path": headers[":path"]! }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "grpc-message": `${PRINTABLE.join("")}%25` }));
+      stream.end(Buffer.concat([Buffer.from("echo:"), body]));
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      // Twice: the second reply refers to what the first added to the dynamic table.
+      for (let round = 0; round < 2; round++) {
+        const reply = await call(connection, Buffer.from(`round ${round}`));
+        assert.equal(reply.headers[":status"], "200");
+        assert.equal(reply.headers["content-type"], "application/grpc");
+        assert.equal(reply.headers["date"], "Fri, 27 Nov 2026 18:00:00 GMT");
+        assert.equal(reply.headers["server"], "nghttp2");
+        assert.equal(reply.headers["x-raw"], literal);
+        assert.equal(reply.headers["x-path"], "/call");
+        for (const [name, value] of Object.entries(values)) assert.equal(reply.headers[name], value, name);
+        assert.deepEqual(reply.trailers, { "grpc-status": "0", "grpc-message": `${PRINTABLE.join("")}%25` });
+        assert.equal(Buffer.concat(reply.data).toString(), `echo:round ${round}`);
+      }
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("keeps decoding as the dynamic table evicts: many replies, each with new headers", async () => {
+    let n = 0;
+    const { port } = await serve((stream) => {
+      n++;
+      const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
+      for (let i = 0; i < 8; i++) headers[`x-h${n}-${i}`] = `value-${n}-${i}-${"v".repeat(200)}`;
+      stream.respond(headers);
+      stream.end(String(n));
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      for (let i = 1; i <= 30; i++) {
+        const reply = await call(connection);
+        const served = Buffer.concat(reply.data).toString();
+        for (let h = 0; h < 8; h++) assert.equal(reply.headers[`x-h${served}-${h}`], `value-${served}-${h}-${"v".repeat(200)}`);
+      }
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("sends and receives bodies far larger than the server's windows and frame size", async () => {
+    const { port } = await serve(
+      (stream, _headers, body) => {
+        stream.respond({ ":status": 200 });
+        // The reply: the body three times, 1.5 MiB, over the client's window and frame limits.
+        stream.end(Buffer.concat([body, body, body]));
+      },
+      { initialWindowSize: 1000, maxFrameSize: 16_384 },
+    );
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      const body = Buffer.alloc(512 * 1024);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 31) % 251;
+      const replies = await Promise.all([call(connection, body), call(connection, body.subarray(0, 70_000))]);
+      assert.ok(Buffer.concat(replies[0].data).equals(Buffer.concat([body, body, body])));
+      assert.ok(Buffer.concat(replies[1].data).equals(Buffer.concat([body.subarray(0, 70_000), body.subarray(0, 70_000), body.subarray(0, 70_000)])));
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("queues requests over the server's concurrent stream limit, and runs them all", async () => {
+    let open = 0;
+    let most = 0;
+    const { port } = await serve(
+      (stream, _headers, body) => {
+        most = Math.max(most, ++open);
+        setTimeout(() => {
+          open--;
+          stream.respond({ ":status": 200 });
+          stream.end(body);
+        }, 5);
+      },
+      { maxConcurrentStreams: 1 },
+    );
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      // Let the server's SETTINGS arrive first, so the limit is known.
+      await call(connection);
+      const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => call(connection, Buffer.from(`r${i}`))));
+      assert.deepEqual(
+        replies.map((reply) => Buffer.concat(reply.data).toString()),
+        Array.from({ length: 6 }, (_, i) => `r${i}`),
+      );
+      assert.equal(most, 1, "never more than one stream open at the server");
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("GOAWAY: the streams the server kept complete; those above its last stream id fail as unprocessed; new requests go elsewhere", async () => {
+    const held: http2.ServerHttp2Stream[] = [];
+    const { port } = await serve((stream) => {
+      held.push(stream);
+      if (held.length < 2) return;
+      // Keep the first stream, refuse the second, then answer the first.
+      stream.session!.goaway(http2.constants.NGHTTP2_NO_ERROR, held[0]!.id!);
+      held[0]!.respond({ ":status": 200 });
+      held[0]!.end("kept");
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const first = call(connection, Buffer.from("a"));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = call(connection, Buffer.from("b"));
+    assert.equal(Buffer.concat((await first).data).toString(), "kept");
+    const error = await failure(second);
+    assert.equal(error.unprocessed, true, error.message);
+    assert.equal(connection.usable, false, "no new streams on a connection going away");
+    const late = await failure(call(connection));
+    assert.equal(late.unprocessed, true);
+  });
+
+  it("a reset with REFUSED_STREAM is unprocessed; any other reset is not", async () => {
+    const { port } = await serve((stream, headers) => {
+      stream.close(headers[":path"] === "/refuse" ? http2.constants.NGHTTP2_REFUSED_STREAM : http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      assert.equal((await failure(call(connection, undefined, "/refuse"))).unprocessed, true);
+      assert.equal((await failure(call(connection, undefined, "/fail"))).unprocessed, false);
+      assert.equal(connection.usable, true, "a reset ends one stream, not the connection");
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("a connection lost after the request was sent: the outcome is unknown (not unprocessed)", async () => {
+    const { port } = await serve((stream) => stream.session!.destroy());
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const error = await failure(call(connection));
+    assert.equal(error.unprocessed, false, error.message);
+    assert.equal(connection.usable, false);
+  });
+
+  it("a connection that never connected: every request is unprocessed", async () => {
+    const { port, server } = await serve(() => {});
+    server.close();
+    await once(server, "close");
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const errors = await Promise.all([failure(call(connection)), failure(call(connection))]);
+    for (const error of errors) assert.equal(error.unprocessed, true, error.message);
+  });
+
+  it("a cancelled request never calls back, is reset at the server, and leaves the connection usable", async () => {
+    let resets = 0;
+    const { port } = await serve((stream, headers, body) => {
+      if (headers[":path"] === "/slow") {
+        stream.on("close", () => (resets += stream.rstCode === http2.constants.NGHTTP2_CANCEL ? 1 : 0));
+        return;
+      }
+      stream.respond({ ":status": 200 });
+      stream.end(body);
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      let calledBack = false;
+      const request = connection.request(block("/slow"), Buffer.from("x"), () => (calledBack = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      request.cancel();
+      assert.equal(Buffer.concat((await call(connection, Buffer.from("after"))).data).toString(), "after");
+      for (let i = 0; i < 50 && resets === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(resets, 1, "the server saw the stream cancelled");
+      assert.equal(calledBack, false);
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("a header the decoder cannot read fails the connection, never a wrong value", async () => {
+    // é (0xe9) has a code longer than any the decoder knows; amid '0's nghttp2 Huffman-codes it.
+    const { port } = await serve((stream) => {
+      stream.respond({ ":status": 200, "x-latin1": `0000000000${String.fromCharCode(0xe9)}0000000000` });
+      stream.end();
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const error = await failure(call(connection));
+    assert.equal(error.unprocessed, false);
+    assert.match(error.message, /does not decode/);
+    assert.equal(connection.usable, false);
+  });
+});
+
+describe("hpack", () => {
+  it("reads back what the encoder writes, integers past their prefix included", () => {
+    const fields: [string, string][] = [
+      [":path", "/etcdserverpb.KV/Txn"],
+      [":authority", "127.0.0.1:2379"],
+      ["content-type", "application/grpc"],
+      ["token", "t".repeat(300)],
+      [`x-${"n".repeat(200)}`, ""],
+    ];
+    const decoded = new HpackDecoder().decode(encodeRequestHeaders("https", fields));
+    assert.deepEqual(decoded, { ":method": "POST", ":scheme": "https", ...Object.fromEntries(fields) });
+  });
+
+  it("refuses malformed blocks with an HpackError", () => {
+    const bad = [
+      [0x80], // index 0
+      [0xbf], // index 63: past an empty dynamic table
+      [0x40, 0x05, 0x61], // a name that runs past the block
+      [0x3f, 0xe1, 0x7f], // a table size update far over the advertised size
+      [0x82, 0x20], // a size update after a field
+      [0x00, 0x01, 0x61, 0x81, 0x00], // Huffman padding of zeros, not ones
+    ];
+    for (const bytes of bad) assert.throws(() => new HpackDecoder().decode(Buffer.from(bytes)), HpackError, Buffer.from(bytes).toString("hex"));
+  });
+});
