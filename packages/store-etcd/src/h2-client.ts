@@ -328,8 +328,8 @@ export class H2Connection {
       try {
         this.frame(type, flags, streamId, payload);
       } catch (error) {
-        if (!(error instanceof HpackError)) throw error;
-        return this.protocolError(COMPRESSION_ERROR, error.message);
+        // Whatever a frame's handling throws ends this connection, never the process.
+        return this.protocolError(error instanceof HpackError ? COMPRESSION_ERROR : PROTOCOL_ERROR, (error as Error).message);
       }
     }
     if (input.length > 0 && !this.closed) this.input = input;
