@@ -239,9 +239,12 @@ describe("etcd store: shared watches", () => {
 
   it("closing watches closes their etcd streams without dropping the connection under them", async () => {
     const http2 = store.io.http2!;
-    await store.io.range("probe");
-    const opened = http2.connectionsOpened;
     const idle = await etcdWatchers();
+    // Calls and watches each have a connection: both open before counting.
+    await store.io.range("probe");
+    await (await watch({ type: "map", name: unique("map") })).close();
+    await untilEtcdWatchers(idle);
+    const opened = http2.connectionsOpened;
     for (let i = 0; i < 5; i++) {
       const stream = await watch({ type: "map", name: unique("map") });
       await stream.close();

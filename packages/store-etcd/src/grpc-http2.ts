@@ -109,6 +109,7 @@ export class GrpcHttp2 {
           if (!connection.isConnected) member.downUntil = Date.now() + DOWN_MS;
           return reject(new GRPCUnavailableError(`${NOT_CONNECTED} to ${member.url}: ${error.message}`));
         }
+        member.downUntil = 0;
         try {
           resolve(unaryReply(reply!));
         } catch (failure) {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { H2Connection, H2Error, type H2Reply } from "./h2-client.js";
 import { encodeRequestHeaders, HpackDecoder, HpackError } from "./hpack.js";
@@ -75,7 +75,7 @@ describe("h2-client: against node's http2 server", () => {
         assert.equal(reply.headers["x-raw"], literal);
         assert.equal(reply.headers["x-path"], "/call");
         for (const [name, value] of Object.entries(values)) assert.equal(reply.headers[name], value, name);
-        assert.deepEqual(reply.trailers, { "grpc-status": "0", "grpc-message": `${PRINTABLE.join("")}%25` });
+        assert.deepEqual({ ...reply.trailers }, { "grpc-status": "0", "grpc-message": `${PRINTABLE.join("")}%25` });
         assert.equal(Buffer.concat(reply.data).toString(), `echo:round ${round}`);
       }
     } finally {
@@ -232,6 +232,53 @@ describe("h2-client: against node's http2 server", () => {
     }
   });
 
+  it("a GOAWAY with an error fails even the streams the server kept, outcome unknown, at once", async () => {
+    const { port } = await serve((stream) => {
+      // Keep this stream (last stream id = its own), report an error, and never answer it.
+      stream.session!.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR, stream.id!);
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const error = await failure(call(connection));
+    assert.equal(error.unprocessed, false, error.message);
+    assert.equal(connection.usable, false);
+  });
+
+  it("a request with an empty body ends its stream with its headers", async () => {
+    const { port } = await serve((stream, _headers, body) => {
+      stream.respond({ ":status": 200 });
+      stream.end(`got ${body.length}`);
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      assert.equal(Buffer.concat((await call(connection, Buffer.alloc(0))).data).toString(), "got 0");
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("a refusal after the reply began is not believed: the outcome is unknown", async () => {
+    // A server that breaks RFC 9113 §8.7: it starts a reply, then says REFUSED_STREAM.
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => {
+        const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        const headers = Buffer.from([0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]); // :status 200
+        const reset = Buffer.from([0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 7]);
+        socket.write(Buffer.concat([settings, headers, reset]));
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const connection = new H2Connection({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    try {
+      const error = await failure(call(connection));
+      assert.equal(error.unprocessed, false, error.message);
+    } finally {
+      connection.close();
+      server.close();
+    }
+  });
+
   it("a header the decoder cannot read fails the connection, never a wrong value", async () => {
     // é (0xe9) has a code longer than any the decoder knows; amid '0's nghttp2 Huffman-codes it.
     const { port } = await serve((stream) => {
@@ -256,7 +303,7 @@ describe("hpack", () => {
       [`x-${"n".repeat(200)}`, ""],
     ];
     const decoded = new HpackDecoder().decode(encodeRequestHeaders("https", fields));
-    assert.deepEqual(decoded, { ":method": "POST", ":scheme": "https", ...Object.fromEntries(fields) });
+    assert.deepEqual({ ...decoded }, { ":method": "POST", ":scheme": "https", ...Object.fromEntries(fields) });
   });
 
   it("refuses malformed blocks with an HpackError", () => {

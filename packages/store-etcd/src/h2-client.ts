@@ -146,6 +146,10 @@ export class H2Connection {
     // An idle connection must not keep the process alive; open streams ref it.
     socket.unref();
     socket.once(options.tls === undefined ? "connect" : "secureConnect", () => {
+      // A TLS server that did not pick h2 speaks something else: nothing sent was processed.
+      if (options.tls !== undefined && (socket as tls.TLSSocket).alpnProtocol !== "h2") {
+        return this.fail(`${options.host}:${options.port} does not speak HTTP/2 over TLS (ALPN)`);
+      }
       this.connected = true;
     });
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
@@ -180,7 +184,9 @@ export class H2Connection {
 
   /**
    * Sends a request: `block` is its HPACK header block (`encodeRequestHeaders`), `body` its
-   * whole body. `done` is called once, unless the request is cancelled first.
+   * whole body. `done` is called once, unless the request is cancelled first. A request over
+   * the server's stream limit waits for a stream to end (a limit of 0 holds it until the
+   * caller's own deadline cancels it).
    */
   request(block: Buffer, body: Buffer, done: Stream["done"]): H2Request {
     const request: Waiting = { block, body, done, stream: undefined, cancelled: false };
@@ -216,8 +222,10 @@ export class H2Connection {
     request.stream = stream;
     if (this.streams.size === 0) this.socket.ref();
     this.streams.set(id, stream);
-    const frames = headerFrames(id, request.block, this.peerMaxFrame);
-    this.sendBody(stream, frames);
+    const empty = request.body.length === 0;
+    const frames = headerFrames(id, request.block, this.peerMaxFrame, empty);
+    if (empty) stream.body = undefined;
+    else this.sendBody(stream, frames);
     this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
 
@@ -341,8 +349,10 @@ export class H2Connection {
     }
     switch (type) {
       case FrameType.Data:
+        if (streamId === 0) return this.protocolError(PROTOCOL_ERROR, "DATA on stream 0");
         return this.onData(flags, streamId, payload);
       case FrameType.Headers: {
+        if (streamId === 0) return this.protocolError(PROTOCOL_ERROR, "HEADERS on stream 0");
         const fragment = unpad(flags, payload, (flags & PRIORITY) !== 0 ? 5 : 0);
         if (fragment === undefined) return this.protocolError(PROTOCOL_ERROR, "bad HEADERS padding");
         this.continuing = { streamId, endStream: (flags & END_STREAM) !== 0, parts: [fragment] };
@@ -355,20 +365,28 @@ export class H2Connection {
         if (flags & END_HEADERS) this.onHeaderBlock();
         return;
       case FrameType.RstStream: {
+        if (streamId === 0) return this.protocolError(PROTOCOL_ERROR, "RST_STREAM on stream 0");
+        if (payload.length !== 4) return this.protocolError(FRAME_SIZE_ERROR, "RST_STREAM of a bad length");
         const stream = this.streams.get(streamId);
-        if (stream === undefined || payload.length !== 4) return;
+        if (stream === undefined) return;
         const code = payload.readUInt32BE(0);
-        return this.failStream(stream, new H2Error(`etcd reset the stream (HTTP/2 error ${code})`, code === REFUSED_STREAM));
+        const error = `etcd reset the stream (HTTP/2 error ${code})`;
+        return this.failStream(stream, new H2Error(error, code === REFUSED_STREAM && unanswered(stream)));
       }
       case FrameType.Settings:
+        if (streamId !== 0) return this.protocolError(PROTOCOL_ERROR, "SETTINGS on a stream");
         if ((flags & ACK) === 0) this.onSettings(payload);
+        else if (payload.length !== 0) this.protocolError(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
         return;
       case FrameType.Ping:
-        if ((flags & ACK) === 0 && payload.length === 8) this.socket.write(Buffer.concat([frameHeader(8, FrameType.Ping, ACK, 0), payload]));
+        if (streamId !== 0) return this.protocolError(PROTOCOL_ERROR, "PING on a stream");
+        if (payload.length !== 8) return this.protocolError(FRAME_SIZE_ERROR, "PING of a bad length");
+        if ((flags & ACK) === 0) this.socket.write(Buffer.concat([frameHeader(8, FrameType.Ping, ACK, 0), payload]));
         return;
       case FrameType.GoAway:
-        if (payload.length >= 8) this.onGoAway(payload.readUInt32BE(0) & 0x7fffffff, payload.readUInt32BE(4));
-        return;
+        if (streamId !== 0) return this.protocolError(PROTOCOL_ERROR, "GOAWAY on a stream");
+        if (payload.length < 8) return this.protocolError(FRAME_SIZE_ERROR, "GOAWAY of a bad length");
+        return this.onGoAway(payload.readUInt32BE(0) & 0x7fffffff, payload.readUInt32BE(4));
       case FrameType.WindowUpdate:
         return this.onWindowUpdate(streamId, payload);
       case FrameType.PushPromise:
@@ -431,7 +449,10 @@ export class H2Connection {
         // A new initial window moves every open stream's window by the difference (§6.9.2).
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
-        for (const stream of this.streams.values()) stream.sendWindow += delta;
+        for (const stream of this.streams.values()) {
+          stream.sendWindow += delta;
+          if (stream.sendWindow > MAX_WINDOW) return this.protocolError(FLOW_CONTROL_ERROR, "a stream window overflowed");
+        }
       } else if (id === 0x5) {
         if (value < 16_384 || value > 16_777_215) return this.protocolError(PROTOCOL_ERROR, "bad max frame size");
         this.peerMaxFrame = value;
@@ -448,23 +469,26 @@ export class H2Connection {
     const reason = `etcd is closing the connection (GOAWAY, HTTP/2 error ${code})`;
     // Streams above the last id were not processed and never will be (RFC 9113 §6.8).
     for (const stream of [...this.streams.values()]) {
-      if (stream.id > lastStreamId) this.failStream(stream, new H2Error(reason, true));
+      if (stream.id > lastStreamId) this.failStream(stream, new H2Error(reason, unanswered(stream)));
     }
     for (const request of this.waiting.splice(0)) request.done(new H2Error(reason, true), undefined);
-    if (this.streams.size === 0) this.fail(reason);
+    // After an error the server may never finish the streams it kept: their outcome is unknown.
+    if (this.streams.size === 0 || code !== NO_ERROR) this.fail(reason);
   }
 
   private onWindowUpdate(streamId: number, payload: Buffer): void {
     if (payload.length !== 4) return this.protocolError(FRAME_SIZE_ERROR, "WINDOW_UPDATE of a bad length");
     const increment = payload.readUInt32BE(0) & 0x7fffffff;
     if (streamId === 0) {
-      if (increment === 0 || this.sendWindow + increment > MAX_WINDOW) return this.protocolError(FLOW_CONTROL_ERROR, "bad connection window update");
+      if (increment === 0 || this.sendWindow + increment > MAX_WINDOW) {
+        return this.protocolError(increment === 0 ? PROTOCOL_ERROR : FLOW_CONTROL_ERROR, "bad connection window update");
+      }
       this.sendWindow += increment;
     } else {
       const stream = this.streams.get(streamId);
       if (stream === undefined) return;
       if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
-        this.socket.write(rstStream(streamId, FLOW_CONTROL_ERROR));
+        this.socket.write(rstStream(streamId, increment === 0 ? PROTOCOL_ERROR : FLOW_CONTROL_ERROR));
         return this.failStream(stream, new H2Error("etcd sent a bad stream window update", false));
       }
       stream.sendWindow += increment;
@@ -483,15 +507,23 @@ function frameHeader(length: number, type: number, flags: number, streamId: numb
 }
 
 /** HEADERS, then CONTINUATION frames if the block is larger than a frame. */
-function headerFrames(streamId: number, block: Buffer, maxFrame: number): Buffer[] {
-  if (block.length <= maxFrame) return [frameHeader(block.length, FrameType.Headers, END_HEADERS, streamId), block];
+function headerFrames(streamId: number, block: Buffer, maxFrame: number, endStream: boolean): Buffer[] {
+  const end = endStream ? END_STREAM : 0;
+  if (block.length <= maxFrame) return [frameHeader(block.length, FrameType.Headers, END_HEADERS | end, streamId), block];
   const frames: Buffer[] = [];
   for (let offset = 0; offset < block.length; offset += maxFrame) {
     const part = block.subarray(offset, offset + maxFrame);
     const last = offset + maxFrame >= block.length;
-    frames.push(frameHeader(part.length, offset === 0 ? FrameType.Headers : FrameType.Continuation, last ? END_HEADERS : 0, streamId), part);
+    // END_STREAM belongs on the HEADERS frame, END_HEADERS on the last of the block.
+    const flags = (offset === 0 ? end : 0) | (last ? END_HEADERS : 0);
+    frames.push(frameHeader(part.length, offset === 0 ? FrameType.Headers : FrameType.Continuation, flags, streamId), part);
   }
   return frames;
+}
+
+/** Whether a stream has had no reply at all: only then can a refusal mean "not processed". */
+function unanswered(stream: Stream): boolean {
+  return stream.headers === undefined && stream.data.length === 0;
 }
 
 function windowUpdate(streamId: number, increment: number): Buffer {

@@ -135,7 +135,8 @@ export class HpackDecoder {
 
   /** Decodes one complete header block. Any malformation is an `HpackError`. */
   decode(block: Buffer): HeaderFields {
-    const fields: HeaderFields = {};
+    // No prototype: a header named "constructor" or "__proto__" is just a header.
+    const fields: HeaderFields = Object.create(null) as HeaderFields;
     const at = { offset: 0 };
     let first = true;
     while (at.offset < block.length) {
