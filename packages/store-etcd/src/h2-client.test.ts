@@ -279,6 +279,37 @@ describe("h2-client: against node's http2 server", () => {
     }
   });
 
+  it("answers the server's pings: at once when idle, within the ack delay while a call is open", async () => {
+    let held: http2.ServerHttp2Stream | undefined;
+    const { port, server } = await serve((stream, headers) => {
+      if (headers[":path"] === "/hold") held = stream;
+      else {
+        stream.respond({ ":status": 200 });
+        stream.end();
+      }
+    });
+    const sessions: http2.ServerHttp2Session[] = [];
+    server.on("session", (session) => sessions.push(session));
+    const ping = (): Promise<number> =>
+      new Promise((resolve, reject) => sessions[0]!.ping((error, ms) => (error === null ? resolve(ms) : reject(error))));
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    try {
+      await call(connection);
+      assert.ok((await ping()) < 50, "idle: acked at the next turn of the event loop");
+      let answered = false;
+      const open = new Promise((resolve) => connection.request(block("/hold"), Buffer.from("x"), () => resolve((answered = true))));
+      for (let i = 0; i < 100 && held === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      const ms = await ping();
+      assert.equal(answered, false, "acked while the call was still open");
+      assert.ok(ms >= 50 && ms < 1000, `acked after the delay, not never: ${ms} ms`);
+      held!.respond({ ":status": 200 });
+      held!.end();
+      await open;
+    } finally {
+      connection.close();
+    }
+  });
+
   it("a header the decoder cannot read fails the connection, never a wrong value", async () => {
     // é (0xe9) has a code longer than any the decoder knows; amid '0's nghttp2 Huffman-codes it.
     const { port } = await serve((stream) => {

@@ -83,6 +83,8 @@ const RECEIVE_WINDOW = 2 ** 30;
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** Largest frame this side accepts (its SETTINGS_MAX_FRAME_SIZE): etcd replies can be large. */
 const MAX_RECEIVE_FRAME = 1 << 20;
+/** Longest a PING ack waits for a request to ride with (etcd's keep-alive timeout is 20 s). */
+const PING_ACK_DELAY_MS = 100;
 
 interface Stream {
   readonly id: number;
@@ -129,6 +131,20 @@ export class H2Connection {
   private closed = false;
   /** Called once, when the connection has closed (for whatever reason). */
   onClose: (() => void) | undefined;
+  /**
+   * Control frames (SETTINGS acks, window updates, resets) not written yet: they go out with
+   * the next request, or at the next turn of the event loop.
+   */
+  private control: Buffer[] = [];
+  private controlScheduled = false;
+  /**
+   * PING acks not written yet. etcd pings on each request's body (gRPC's bandwidth probe), so
+   * an ack written on its own would cost a socket write per call on both sides. While calls are
+   * open, an ack waits for the next request's write (at most `PING_ACK_DELAY_MS`); once none is
+   * open, it goes at the next turn of the event loop.
+   */
+  private pingAcks: Buffer[] = [];
+  private pingAckTimer: NodeJS.Timeout | undefined;
 
   constructor(options: H2ConnectOptions) {
     const socket =
@@ -226,7 +242,44 @@ export class H2Connection {
     const frames = headerFrames(id, request.block, this.peerMaxFrame, empty);
     if (empty) stream.body = undefined;
     else this.sendBody(stream, frames);
+    this.write(frames);
+  }
+
+  /** Writes `frames`, with the control frames and acks waiting to go after them. */
+  private write(frames: Buffer[]): void {
+    if (this.control.length > 0) {
+      frames.push(...this.control);
+      this.control = [];
+    }
+    if (this.pingAcks.length > 0) {
+      frames.push(...this.pingAcks);
+      this.pingAcks = [];
+      clearTimeout(this.pingAckTimer);
+      this.pingAckTimer = undefined;
+    }
     this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  }
+
+  private sendControl(frame: Buffer): void {
+    this.control.push(frame);
+    this.scheduleControl();
+  }
+
+  private ackPing(payload: Buffer): void {
+    this.pingAcks.push(Buffer.concat([frameHeader(8, FrameType.Ping, ACK, 0), payload]));
+    if (this.streams.size === 0) this.scheduleControl();
+    else this.pingAckTimer ??= setTimeout(() => this.scheduleControl(true), PING_ACK_DELAY_MS).unref();
+  }
+
+  /** Writes the waiting control frames at the next turn of the event loop (acks too if `acks`, or no call is open). */
+  private scheduleControl(acks = false): void {
+    if (this.controlScheduled) return;
+    this.controlScheduled = true;
+    setImmediate(() => {
+      this.controlScheduled = false;
+      if (this.closed) return;
+      if (this.control.length > 0 || (this.pingAcks.length > 0 && (acks || this.streams.size === 0))) this.write([]);
+    });
   }
 
   /** Appends to `frames` as much of the stream's body as the windows allow; the rest waits. */
@@ -256,7 +309,7 @@ export class H2Connection {
     for (const stream of this.blocked.splice(0)) {
       if (this.streams.get(stream.id) === stream && stream.body !== undefined) this.sendBody(stream, frames);
     }
-    if (frames.length > 0) this.socket.write(Buffer.concat(frames));
+    if (frames.length > 0) this.write(frames);
   }
 
   private cancel(request: Waiting): void {
@@ -269,7 +322,7 @@ export class H2Connection {
       return;
     }
     if (this.streams.get(stream.id) !== stream) return;
-    this.socket.write(rstStream(stream.id, CANCEL));
+    this.sendControl(rstStream(stream.id, CANCEL));
     this.finish(stream);
   }
 
@@ -279,15 +332,16 @@ export class H2Connection {
     stream.body = undefined;
     while (this.waiting.length > 0 && this.streams.size < this.peerMaxStreams && this.usable) this.start(this.waiting.shift()!);
     if (this.streams.size === 0) {
-      if (this.retired) this.fail("the connection was retired");
-      else this.socket.unref();
+      if (this.retired) return this.fail("the connection was retired");
+      this.socket.unref();
+      if (this.pingAcks.length > 0) this.scheduleControl();
     }
   }
 
   private complete(stream: Stream): void {
     if (this.streams.get(stream.id) !== stream) return;
     // The server answered before taking the whole body: tell it the rest will not come.
-    if (stream.body !== undefined) this.socket.write(rstStream(stream.id, NO_ERROR));
+    if (stream.body !== undefined) this.sendControl(rstStream(stream.id, NO_ERROR));
     this.finish(stream);
     stream.done(undefined, { headers: stream.headers ?? {}, trailers: stream.trailers, data: stream.data });
   }
@@ -303,6 +357,7 @@ export class H2Connection {
     if (this.closed) return;
     this.closed = true;
     this.retired = true;
+    clearTimeout(this.pingAckTimer);
     this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
@@ -381,7 +436,7 @@ export class H2Connection {
       case FrameType.Ping:
         if (streamId !== 0) return this.protocolError(PROTOCOL_ERROR, "PING on a stream");
         if (payload.length !== 8) return this.protocolError(FRAME_SIZE_ERROR, "PING of a bad length");
-        if ((flags & ACK) === 0) this.socket.write(Buffer.concat([frameHeader(8, FrameType.Ping, ACK, 0), payload]));
+        if ((flags & ACK) === 0) this.ackPing(payload);
         return;
       case FrameType.GoAway:
         if (streamId !== 0) return this.protocolError(PROTOCOL_ERROR, "GOAWAY on a stream");
@@ -401,7 +456,7 @@ export class H2Connection {
     // Flow control counts the whole payload, padding included, even for streams already gone.
     this.received += payload.length;
     if (this.received >= RECEIVE_WINDOW / 2) {
-      this.socket.write(windowUpdate(0, this.received));
+      this.sendControl(windowUpdate(0, this.received));
       this.received = 0;
     }
     const stream = this.streams.get(streamId);
@@ -412,7 +467,7 @@ export class H2Connection {
     if (data.length > 0) stream.data.push(data);
     stream.received += payload.length;
     if (stream.received >= RECEIVE_WINDOW / 2 && (flags & END_STREAM) === 0) {
-      this.socket.write(windowUpdate(stream.id, stream.received));
+      this.sendControl(windowUpdate(stream.id, stream.received));
       stream.received = 0;
     }
     if (flags & END_STREAM) this.complete(stream);
@@ -459,7 +514,7 @@ export class H2Connection {
       }
       // HEADER_TABLE_SIZE: the encoder keeps no table. MAX_HEADER_LIST_SIZE: advisory.
     }
-    this.socket.write(frameHeader(0, FrameType.Settings, ACK, 0));
+    this.sendControl(frameHeader(0, FrameType.Settings, ACK, 0));
     this.flush();
     while (this.waiting.length > 0 && this.streams.size < this.peerMaxStreams && this.usable) this.start(this.waiting.shift()!);
   }
@@ -488,7 +543,7 @@ export class H2Connection {
       const stream = this.streams.get(streamId);
       if (stream === undefined) return;
       if (increment === 0 || stream.sendWindow + increment > MAX_WINDOW) {
-        this.socket.write(rstStream(streamId, increment === 0 ? PROTOCOL_ERROR : FLOW_CONTROL_ERROR));
+        this.sendControl(rstStream(streamId, increment === 0 ? PROTOCOL_ERROR : FLOW_CONTROL_ERROR));
         return this.failStream(stream, new H2Error("etcd sent a bad stream window update", false));
       }
       stream.sendWindow += increment;
