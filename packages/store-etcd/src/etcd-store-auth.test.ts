@@ -104,8 +104,8 @@ describe("etcd store with etcd authentication", () => {
         await new Promise((resolve) => setTimeout(resolve, 2500));
         // Drop the connection to etcd: the watch stream goes with it, and the feed reconnects
         // on the expired token, with no call in between that would have renewed it.
-        const members = (io.http2 as unknown as { members: Array<{ connection?: { session: { destroy(): void } } }> }).members;
-        for (const member of members) member.connection?.session.destroy();
+        const members = (io.http2 as unknown as { members: Array<{ connection?: { close(): void } }> }).members;
+        for (const member of members) member.connection?.close();
         await until(() => refusals > 0);
         const { entry } = await writer.execute(map, { op: "put", key: "k", value: new Uint8Array([3]) });
         assert.equal(((await events.next()).value as { version: bigint }).version, entry.version, "nothing missed across the reconnect");

@@ -1,12 +1,12 @@
 /**
- * gRPC for the etcd store's hot paths: unary Range and Txn calls over this package's own
- * HTTP/2 client (`h2-client.ts`), and the watch streams over node's http2.
+ * gRPC for the etcd store's hot paths, over this package's own HTTP/2 client
+ * (`h2-client.ts`): unary Range and Txn calls, and the watch streams.
  *
  * Why not grpc-js: on these machines a grpc-js unary call costs 250–500 µs of client CPU, most
  * of it in its call, filter and resolver layers; the same call on a node http2 stream costs
- * 200–330 µs, and on `h2-client.ts` about 100 µs. A coordination store makes one or two calls
- * per operation, so that cost is the operation's cost. Watch streams are long-lived, so their
- * per-stream cost does not matter. Leases (grant, revoke, keep-alive: per session, not per
+ * 200–330 µs (a Duplex stream, an async resource and header objects per request), and on
+ * `h2-client.ts` about 100–150 µs. A coordination store makes one or two calls per operation,
+ * so that cost is the operation's cost. Leases (grant, revoke, keep-alive: per session, not per
  * operation) stay on grpc-js.
  *
  * What it keeps from gRPC: the length-prefixed message framing, `grpc-timeout` and a local
@@ -15,19 +15,9 @@
  * No compression. TLS for https members (ALPN h2).
  */
 import { EventEmitter } from "node:events";
-import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
 import { castGrpcError, GRPCCancelledError, GRPCUnavailableError, GRPCDeadlineExceededError } from "etcd3";
-import { H2Connection, type H2Reply } from "./h2-client.js";
-import { encodeRequestHeaders } from "./hpack.js";
-
-/** A member's connection: one http2 session, replaced when it closes. */
-interface Connection {
-  readonly session: ClientHttp2Session;
-  /** Whether the session's socket ever connected (until then, nothing was sent). */
-  connected: boolean;
-  /** Calls and streams open on it: while there are any, it keeps the process alive. */
-  active: number;
-}
+import { H2Connection, type H2Error, type H2Reply, type H2Request } from "./h2-client.js";
+import { encodeRequestHeaders, type HeaderFields } from "./hpack.js";
 
 interface Member {
   readonly url: string;
@@ -36,10 +26,8 @@ interface Member {
   readonly port: number;
   /** `host:port`, the `:authority` of its calls. */
   readonly authority: string;
-  /** The connection watch streams use (node's http2). */
-  connection: Connection | undefined;
-  /** The connection unary calls use (`h2-client.ts`). */
-  calls: H2Connection | undefined;
+  /** Its connection, replaced once it closes or stops taking requests. */
+  connection: H2Connection | undefined;
   /** A member whose connection failed is picked last until this time (ms since epoch). */
   downUntil: number;
 }
@@ -47,12 +35,8 @@ interface Member {
 /** How long a member that refused a connection is avoided when another can be picked. */
 const DOWN_MS = 1000;
 
-const { NGHTTP2_CANCEL } = http2.constants;
-
 /** The marker `neverSent` looks for: the call certainly never reached etcd. */
 export const NOT_CONNECTED = "No connection established";
-
-const REQUEST_HEADERS = { ":method": "POST", "content-type": "application/grpc", te: "trailers" } as const;
 
 export class GrpcHttp2 {
   private readonly members: Member[];
@@ -73,7 +57,7 @@ export class GrpcHttp2 {
       const port = url.port === "" ? (scheme === "https" ? 443 : 80) : Number(url.port);
       // URL keeps an IPv6 host in brackets; sockets want it bare.
       const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-      return { url: url.origin, scheme, host, port, authority: url.host, connection: undefined, calls: undefined, downUntil: 0 };
+      return { url: url.origin, scheme, host, port, authority: url.host, connection: undefined, downUntil: 0 };
     });
   }
 
@@ -86,16 +70,9 @@ export class GrpcHttp2 {
   unary(path: string, message: Uint8Array, deadline: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new GRPCUnavailableError(`${NOT_CONNECTED}: the etcd client is closed`));
     const member = this.pick();
-    const connection = this.callConnection(member);
+    const connection = this.connect(member);
     const timeoutMs = Math.max(1, deadline - Date.now());
-    const block = encodeRequestHeaders(member.scheme, [
-      [":path", path],
-      [":authority", member.authority],
-      ["content-type", "application/grpc"],
-      ["te", "trailers"],
-      ["grpc-timeout", `${timeoutMs}m`],
-      ...(this.token === undefined ? [] : [["token", this.token] as const]),
-    ]);
+    const block = this.headers(member, path, timeoutMs);
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         request.cancel();
@@ -103,12 +80,7 @@ export class GrpcHttp2 {
       }, timeoutMs);
       const request = connection.request(block, frame(message), (error, reply) => {
         clearTimeout(timer);
-        if (error !== undefined) {
-          if (!error.unprocessed) return reject(new GRPCUnavailableError(`connection to etcd lost: ${error.message}`));
-          // Certainly not processed: the caller may send it again (to another member).
-          if (!connection.isConnected) member.downUntil = Date.now() + DOWN_MS;
-          return reject(new GRPCUnavailableError(`${NOT_CONNECTED} to ${member.url}: ${error.message}`));
-        }
+        if (error !== undefined) return reject(this.lost(member, connection, error));
         member.downUntil = 0;
         try {
           resolve(unaryReply(reply!));
@@ -127,26 +99,41 @@ export class GrpcHttp2 {
     if (this.closed) throw new GRPCUnavailableError(`${NOT_CONNECTED}: the etcd client is closed`);
     const member = this.pick();
     const connection = this.connect(member);
-    let stream: ClientHttp2Stream;
-    try {
-      const headers = { ...REQUEST_HEADERS, ":path": path };
-      stream = connection.session.request(this.token === undefined ? headers : { ...headers, token: this.token });
-    } catch (error) {
-      this.drop(member, connection);
-      throw new GRPCUnavailableError(`${NOT_CONNECTED}: ${(error as Error).message}`);
-    }
-    busy(connection, stream);
-    return new GrpcDuplex(stream, encode, decode, () => (connection.connected ? undefined : member.url));
+    return new GrpcDuplex(
+      (handlers) => connection.open(this.headers(member, path, undefined), handlers),
+      (error) => this.lost(member, connection, error),
+      encode,
+      decode,
+    );
+  }
+
+  /** A call's header block (`timeoutMs`: its `grpc-timeout`, none for a stream). */
+  private headers(member: Member, path: string, timeoutMs: number | undefined): Buffer {
+    const fields: [string, string][] = [
+      [":path", path],
+      [":authority", member.authority],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+    ];
+    if (timeoutMs !== undefined) fields.push(["grpc-timeout", `${timeoutMs}m`]);
+    if (this.token !== undefined) fields.push(["token", this.token]);
+    return encodeRequestHeaders(member.scheme, fields);
+  }
+
+  /** The typed error for a call that ended without a reply. */
+  private lost(member: Member, connection: H2Connection, error: H2Error): Error {
+    if (!error.unprocessed) return new GRPCUnavailableError(`connection to etcd lost: ${error.message}`);
+    // Certainly not processed: the caller may send it again (to another member).
+    if (!connection.isConnected) member.downUntil = Date.now() + DOWN_MS;
+    return new GRPCUnavailableError(`${NOT_CONNECTED} to ${member.url}: ${error.message}`);
   }
 
   /** Closes every connection; calls in flight fail. */
   close(): void {
     this.closed = true;
     for (const member of this.members) {
-      member.connection?.session.destroy();
+      member.connection?.close();
       member.connection = undefined;
-      member.calls?.close();
-      member.calls = undefined;
     }
   }
 
@@ -157,43 +144,16 @@ export class GrpcHttp2 {
     return from[Math.floor(Math.random() * from.length)]!;
   }
 
-  private callConnection(member: Member): H2Connection {
-    const existing = member.calls;
+  private connect(member: Member): H2Connection {
+    const existing = member.connection;
     if (existing?.usable) return existing;
     const connection = new H2Connection({ host: member.host, port: member.port, tls: member.scheme === "https" ? { ...this.tls } : undefined });
     this.connectionsOpened++;
-    member.calls = connection;
+    member.connection = connection;
     connection.onClose = () => {
-      if (member.calls === connection) member.calls = undefined;
+      if (member.connection === connection) member.connection = undefined;
     };
     return connection;
-  }
-
-  private connect(member: Member): Connection {
-    const existing = member.connection;
-    if (existing !== undefined && !existing.session.closed && !existing.session.destroyed) return existing;
-    const session = this.tls === undefined ? http2.connect(member.url) : http2.connect(member.url, this.tls);
-    this.connectionsOpened++;
-    const connection: Connection = { session, connected: false, active: 0 };
-    member.connection = connection;
-    // An idle connection must not keep the process alive (see `busy`).
-    session.unref();
-    session.once("connect", () => {
-      connection.connected = true;
-      member.downUntil = 0;
-    });
-    session.on("error", () => {
-      if (!connection.connected) member.downUntil = Date.now() + DOWN_MS;
-      this.drop(member, connection);
-    });
-    session.on("goaway", () => this.drop(member, connection));
-    session.on("close", () => this.drop(member, connection));
-    return connection;
-  }
-
-  private drop(member: Member, connection: Connection): void {
-    if (member.connection === connection) member.connection = undefined;
-    if (!connection.session.closed) connection.session.close();
   }
 }
 
@@ -203,52 +163,71 @@ export class GrpcHttp2 {
  * (half-close) and `cancel` (no more data; then an `error` of CANCELLED, as grpc-js does).
  */
 export class GrpcDuplex<Request, Response> extends EventEmitter {
+  private readonly request: H2Request;
   private pending: Buffer | undefined;
-  private cancelled = false;
+  private finished = false;
 
   constructor(
-    private readonly stream: ClientHttp2Stream,
+    open: (handlers: { onResponse: (headers: HeaderFields) => void; onData: (chunk: Buffer) => void; done: (error: H2Error | undefined, reply: H2Reply | undefined) => void }) => H2Request,
+    lost: (error: H2Error) => Error,
     private readonly encode: (request: Request) => Uint8Array,
     decode: (bytes: Buffer) => Response,
-    /** The member's address while its connection has never been up (nothing was sent). */
-    unconnected: () => string | undefined,
   ) {
     super();
-    const outcome = new CallOutcome(stream, unconnected);
-    stream.on("data", (chunk: Buffer) => {
-      if (this.cancelled || outcome.failed) return;
-      try {
-        for (const message of this.messages(chunk)) {
-          this.emit("data", decode(message));
-          if (this.cancelled) return;
+    this.request = open({
+      onResponse: (headers) => {
+        if (headers[":status"] !== "200") this.fail(grpcError(14, `etcd answered HTTP ${headers[":status"] ?? "without a status"}`));
+      },
+      onData: (chunk) => {
+        try {
+          for (const message of this.messages(chunk)) {
+            this.emit("data", decode(message));
+            if (this.finished) return;
+          }
+        } catch (error) {
+          this.fail(error as Error);
         }
-      } catch (error) {
-        outcome.fail(error as Error);
-        stream.close(NGHTTP2_CANCEL);
-      }
-    });
-    stream.on("close", () => {
-      const error = this.cancelled ? new GRPCCancelledError("the watch stream was cancelled") : outcome.error();
-      if (error === undefined) this.emit("end");
-      else if (this.listenerCount("error") > 0) this.emit("error", error);
+      },
+      done: (error, reply) => {
+        if (this.finished) return;
+        if (error !== undefined) return this.finish(lost(error));
+        const fields = reply!.trailers ?? reply!.headers;
+        const code = fields["grpc-status"];
+        if (code === "0") return this.finish(undefined);
+        this.finish(code === undefined ? new GRPCUnavailableError("etcd closed the stream without a status") : grpcError(Number(code), decodeMessage(fields["grpc-message"])));
+      },
     });
   }
 
   write(request: Request): void {
-    if (this.cancelled || this.stream.closed || !this.stream.writable) return;
-    this.stream.write(frame(this.encode(request)));
+    if (!this.finished) this.request.write(frame(this.encode(request)));
   }
 
   /** Half-closes: no more requests (etcd then ends the stream). */
   end(): void {
-    if (!this.stream.closed && this.stream.writable) this.stream.end();
+    if (!this.finished) this.request.end();
   }
 
   /** Abandons the stream: no more data, then the CANCELLED error. */
   cancel(): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    if (!this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    this.fail(new GRPCCancelledError("the watch stream was cancelled"));
+  }
+
+  /** Ends the stream on this side (reset at etcd) with `error`. */
+  private fail(error: Error): void {
+    if (this.finished) return;
+    this.request.cancel();
+    this.finish(error);
+  }
+
+  /** Reports the end once, after the current event (as a stream's `close` would come). */
+  private finish(error: Error | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    process.nextTick(() => {
+      if (error === undefined) this.emit("end");
+      else if (this.listenerCount("error") > 0) this.emit("error", error);
+    });
   }
 
   /** The whole messages in what has arrived so far; a partial one waits for the next chunk. */
@@ -266,59 +245,6 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
   }
 }
 
-/**
- * How a call's http2 stream ended, gRPC-wise: its `grpc-status` (from the trailers, or from the
- * headers of a trailers-only reply), or why it has none. Read it once the stream has closed.
- */
-class CallOutcome {
-  private status: number | undefined;
-  private message = "";
-  private failure: Error | undefined;
-
-  constructor(
-    stream: ClientHttp2Stream,
-    /** The member's address while its connection has never been up (nothing was sent). */
-    private readonly unconnected: () => string | undefined,
-  ) {
-    stream.on("response", (headers) => {
-      if (headers[":status"] !== 200) this.fail(grpcError(14, `etcd answered HTTP ${String(headers[":status"])}`));
-      this.read(headers);
-    });
-    stream.on("trailers", (headers: http2.IncomingHttpHeaders) => this.read(headers));
-    stream.on("error", (error: Error) => {
-      const address = unconnected();
-      this.fail(
-        new GRPCUnavailableError(address === undefined ? `connection to etcd lost: ${error.message}` : `${NOT_CONNECTED} to ${address}: ${error.message}`),
-      );
-    });
-  }
-
-  get failed(): boolean {
-    return this.failure !== undefined;
-  }
-
-  /** Records why the call failed on this side (the first reason wins). */
-  fail(error: Error): void {
-    this.failure ??= error;
-  }
-
-  /** Undefined for status OK; else the typed error (`NOT_CONNECTED` if nothing was ever sent). */
-  error(): Error | undefined {
-    if (this.failure !== undefined) return this.failure;
-    if (this.status === 0) return undefined;
-    if (this.status !== undefined) return grpcError(this.status, this.message);
-    const address = this.unconnected();
-    return new GRPCUnavailableError(address === undefined ? "etcd closed the call without a status" : `${NOT_CONNECTED} to ${address}`);
-  }
-
-  private read(headers: http2.IncomingHttpHeaders): void {
-    const value = headers["grpc-status"];
-    if (value === undefined) return;
-    this.status = Number(value);
-    this.message = decodeMessage(headers["grpc-message"]);
-  }
-}
-
 /** A message as one uncompressed length-prefixed gRPC frame. */
 function frame(message: Uint8Array): Buffer {
   const bytes = Buffer.allocUnsafe(5 + message.length);
@@ -326,18 +252,6 @@ function frame(message: Uint8Array): Buffer {
   bytes.writeUInt32BE(message.length, 1);
   bytes.set(message, 5);
   return bytes;
-}
-
-/**
- * Counts `stream` as open on `connection` until it closes: a connection with a call or a watch
- * open keeps the process alive (a waiter blocked on a watch has nothing else that does), an
- * idle one does not.
- */
-function busy(connection: Connection, stream: ClientHttp2Stream): void {
-  if (connection.active++ === 0) connection.session.ref();
-  stream.once("close", () => {
-    if (--connection.active === 0 && !connection.session.destroyed) connection.session.unref();
-  });
 }
 
 /** The message of a unary call's reply, or its gRPC status as an etcd3 typed error. */

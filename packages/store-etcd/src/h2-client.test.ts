@@ -12,7 +12,7 @@ import { encodeRequestHeaders, HpackDecoder, HpackError } from "./hpack.js";
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
 
-const servers: http2.Http2Server[] = [];
+const servers: { close(): unknown }[] = [];
 after(() => {
   for (const server of servers) server.close();
 });
@@ -305,6 +305,99 @@ describe("h2-client: against node's http2 server", () => {
       held!.respond({ ":status": 200 });
       held!.end();
       await open;
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("streams both ways: each piece written is answered as it arrives, then both sides end", async () => {
+    const server = http2.createServer();
+    servers.push(server);
+    server.on("stream", (stream) => {
+      stream.respond({ ":status": 200 }, { waitForTrailers: true });
+      stream.on("data", (chunk: Buffer) => stream.write(Buffer.concat([Buffer.from("echo:"), chunk])));
+      stream.on("end", () => stream.end());
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const connection = new H2Connection({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    try {
+      const received: string[] = [];
+      let next: (() => void) | undefined;
+      let status: string | undefined;
+      const ended = new Promise<void>((resolve, reject) => {
+        const request = connection.open(block(), {
+          onData: (chunk) => {
+            received.push(chunk.toString());
+            next?.();
+          },
+          done: (error, reply) => {
+            if (error !== undefined) return reject(error);
+            status = reply!.trailers?.["grpc-status"];
+            assert.deepEqual(reply!.data, [], "data went to onData");
+            resolve();
+          },
+        });
+        void (async () => {
+          for (const piece of ["one", "two", "three"]) {
+            const answered = new Promise<void>((resolve) => (next = resolve));
+            request.write(Buffer.from(piece));
+            await answered;
+          }
+          request.end();
+        })();
+      });
+      await ended;
+      assert.deepEqual(received, ["echo:one", "echo:two", "echo:three"]);
+      assert.equal(status, "0");
+    } finally {
+      connection.close();
+    }
+  });
+
+  it("a stream the server ends first is reset from this side (no half-open stream left at the server), and done", async () => {
+    // A scripted server: it answers stream 1 in full at once, then notes the frames it gets.
+    const frames: { type: number; streamId: number; code?: number }[] = [];
+    const server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      let input = Buffer.alloc(0);
+      let answered = false;
+      socket.on("data", (chunk: Buffer) => {
+        input = Buffer.concat([input, chunk]);
+        if (input.subarray(0, 3).toString() === "PRI") input = input.subarray(24);
+        while (input.length >= 9 && input.length >= 9 + input.readUIntBE(0, 3)) {
+          const length = input.readUIntBE(0, 3);
+          const frame = { type: input[3]!, streamId: input.readUInt32BE(5), ...(input[3] === 3 ? { code: input.readUInt32BE(9) } : {}) };
+          frames.push(frame);
+          input = input.subarray(9 + length);
+          if (frame.type === 1 && !answered) {
+            answered = true;
+            const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+            const headers = Buffer.from([0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]); // :status 200
+            const data = Buffer.concat([Buffer.from([0, 0, 3, 0, 1, 0, 0, 0, 1]), Buffer.from("bye")]);
+            socket.write(Buffer.concat([settings, headers, data]));
+          }
+        }
+      });
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const connection = new H2Connection({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    try {
+      const reply = await new Promise<H2Reply>((resolve, reject) => {
+        const request = connection.open(block(), { done: (error, value) => (error === undefined ? resolve(value!) : reject(error)) });
+        request.write(Buffer.from("still talking"));
+      });
+      assert.equal(Buffer.concat(reply.data).toString(), "bye");
+      for (let i = 0; i < 100 && !frames.some((frame) => frame.type === 3); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(
+        frames.filter((frame) => frame.type === 3),
+        [{ type: 3, streamId: 1, code: 0 }],
+        "RST_STREAM NO_ERROR on the stream",
+      );
+      assert.equal(connection.usable, true);
     } finally {
       connection.close();
     }

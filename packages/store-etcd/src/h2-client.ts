@@ -40,6 +40,19 @@ export class H2Error extends Error {
 export interface H2Request {
   /** Abandons the request (RST_STREAM CANCEL once sent); `done` is not called after this. */
   cancel(): void;
+  /** Sends more of the body (a request opened without `end`); ignored once it has ended. */
+  write(chunk: Buffer): void;
+  /** Ends the body (half-close). */
+  end(): void;
+}
+
+export interface H2Handlers {
+  /** The response's headers, as they arrive (before any data). */
+  onResponse?: ((headers: HeaderFields) => void) | undefined;
+  /** Each piece of the response's data as it arrives; without it, `done` gets the data. */
+  onData?: ((chunk: Buffer) => void) | undefined;
+  /** Called once, when the response has ended or failed, unless the request is cancelled first. */
+  done: (error: H2Error | undefined, reply: H2Reply | undefined) => void;
 }
 
 export interface H2ConnectOptions {
@@ -87,10 +100,17 @@ const MAX_RECEIVE_FRAME = 1 << 20;
 const PING_ACK_DELAY_MS = 100;
 
 interface Stream {
-  readonly id: number;
-  readonly done: (error: H2Error | undefined, reply: H2Reply | undefined) => void;
-  /** The body not yet sent (flow control), with END_STREAM after its last byte. */
-  body: Buffer | undefined;
+  /** 0 until it starts (a request over the server's stream limit waits). */
+  id: number;
+  readonly block: Buffer;
+  readonly handlers: H2Handlers;
+  /** Body not sent yet (flow control, or not started). */
+  pending: Buffer[];
+  /** Whether the body is complete (END_STREAM goes after the last of `pending`). */
+  ending: boolean;
+  /** Whether END_STREAM was sent. */
+  ended: boolean;
+  cancelled: boolean;
   sendWindow: number;
   /** Bytes received since this stream's window was last refilled. */
   received: number;
@@ -99,20 +119,12 @@ interface Stream {
   data: Buffer[];
 }
 
-interface Waiting {
-  readonly block: Buffer;
-  readonly body: Buffer;
-  readonly done: Stream["done"];
-  stream: Stream | undefined;
-  cancelled: boolean;
-}
-
 export class H2Connection {
   private readonly socket: net.Socket;
   private readonly decoder = new HpackDecoder();
   private readonly streams = new Map<number, Stream>();
   /** Requests held back by the server's concurrent stream limit, in order. */
-  private readonly waiting: Waiting[] = [];
+  private readonly waiting: Stream[] = [];
   /** Streams with body bytes that wait for send window, in order. */
   private readonly blocked: Stream[] = [];
   private nextId = 1;
@@ -145,6 +157,8 @@ export class H2Connection {
    */
   private pingAcks: Buffer[] = [];
   private pingAckTimer: NodeJS.Timeout | undefined;
+  /** Set when held acks have waited long enough: the next flush writes them, calls open or not. */
+  private acksDue = false;
 
   constructor(options: H2ConnectOptions) {
     const socket =
@@ -204,16 +218,41 @@ export class H2Connection {
    * the server's stream limit waits for a stream to end (a limit of 0 holds it until the
    * caller's own deadline cancels it).
    */
-  request(block: Buffer, body: Buffer, done: Stream["done"]): H2Request {
-    const request: Waiting = { block, body, done, stream: undefined, cancelled: false };
+  request(block: Buffer, body: Buffer, done: H2Handlers["done"]): H2Request {
+    return this.open(block, { done }, body, true);
+  }
+
+  /**
+   * Opens a request whose body may go on (`write`, then `end`) and whose response may be read
+   * as it comes (`handlers.onData`): a gRPC stream.
+   */
+  open(block: Buffer, handlers: H2Handlers, body?: Buffer, end = false): H2Request {
+    const stream: Stream = {
+      id: 0,
+      block,
+      handlers,
+      pending: body === undefined || body.length === 0 ? [] : [body],
+      ending: end,
+      ended: false,
+      cancelled: false,
+      sendWindow: 0,
+      received: 0,
+      headers: undefined,
+      trailers: undefined,
+      data: [],
+    };
     if (!this.usable) {
-      done(new H2Error("the connection is closed to new requests", true), undefined);
+      handlers.done(new H2Error("the connection is closed to new requests", true), undefined);
     } else if (this.streams.size >= this.peerMaxStreams) {
-      this.waiting.push(request);
+      this.waiting.push(stream);
     } else {
-      this.start(request);
+      this.start(stream);
     }
-    return { cancel: () => this.cancel(request) };
+    return {
+      cancel: () => this.cancel(stream),
+      write: (chunk) => this.writeBody(stream, chunk, false),
+      end: () => this.writeBody(stream, undefined, true),
+    };
   }
 
   /** Closes the connection at once: requests in flight fail. */
@@ -221,28 +260,29 @@ export class H2Connection {
     this.fail("the connection was closed");
   }
 
-  private start(request: Waiting): void {
-    const id = this.nextId;
+  private start(stream: Stream): void {
+    stream.id = this.nextId;
     this.nextId += 2;
     if (this.nextId > MAX_STREAM_ID) this.retired = true;
-    const stream: Stream = {
-      id,
-      done: request.done,
-      body: request.body,
-      sendWindow: this.peerInitialWindow,
-      received: 0,
-      headers: undefined,
-      trailers: undefined,
-      data: [],
-    };
-    request.stream = stream;
+    stream.sendWindow = this.peerInitialWindow;
     if (this.streams.size === 0) this.socket.ref();
-    this.streams.set(id, stream);
-    const empty = request.body.length === 0;
-    const frames = headerFrames(id, request.block, this.peerMaxFrame, empty);
-    if (empty) stream.body = undefined;
-    else this.sendBody(stream, frames);
+    this.streams.set(stream.id, stream);
+    // A request with no body at all ends with its headers.
+    stream.ended = stream.ending && stream.pending.length === 0;
+    const frames = headerFrames(stream.id, stream.block, this.peerMaxFrame, stream.ended);
+    this.sendBody(stream, frames);
     this.write(frames);
+  }
+
+  private writeBody(stream: Stream, chunk: Buffer | undefined, end: boolean): void {
+    if (stream.ending || stream.cancelled || this.closed) return;
+    if (chunk !== undefined && chunk.length > 0) stream.pending.push(chunk);
+    stream.ending = end;
+    // Not started yet: it all goes when it starts.
+    if (this.streams.get(stream.id) !== stream) return;
+    const frames: Buffer[] = [];
+    this.sendBody(stream, frames);
+    if (frames.length > 0) this.write(frames);
   }
 
   /** Writes `frames`, with the control frames and acks waiting to go after them. */
@@ -256,6 +296,7 @@ export class H2Connection {
       this.pingAcks = [];
       clearTimeout(this.pingAckTimer);
       this.pingAckTimer = undefined;
+      this.acksDue = false;
     }
     this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
   }
@@ -267,58 +308,65 @@ export class H2Connection {
 
   private ackPing(payload: Buffer): void {
     this.pingAcks.push(Buffer.concat([frameHeader(8, FrameType.Ping, ACK, 0), payload]));
-    if (this.streams.size === 0) this.scheduleControl();
-    else this.pingAckTimer ??= setTimeout(() => this.scheduleControl(true), PING_ACK_DELAY_MS).unref();
+    if (this.streams.size === 0) return this.scheduleControl();
+    this.pingAckTimer ??= setTimeout(() => {
+      this.pingAckTimer = undefined;
+      this.acksDue = true;
+      this.scheduleControl();
+    }, PING_ACK_DELAY_MS).unref();
   }
 
-  /** Writes the waiting control frames at the next turn of the event loop (acks too if `acks`, or no call is open). */
-  private scheduleControl(acks = false): void {
+  /** Writes the waiting control frames at the next turn of the event loop (acks too once due, or once no call is open). */
+  private scheduleControl(): void {
     if (this.controlScheduled) return;
     this.controlScheduled = true;
     setImmediate(() => {
       this.controlScheduled = false;
       if (this.closed) return;
-      if (this.control.length > 0 || (this.pingAcks.length > 0 && (acks || this.streams.size === 0))) this.write([]);
+      if (this.control.length > 0 || (this.pingAcks.length > 0 && (this.acksDue || this.streams.size === 0))) this.write([]);
     });
   }
 
-  /** Appends to `frames` as much of the stream's body as the windows allow; the rest waits. */
+  /**
+   * Appends to `frames` as much of the stream's pending body as the windows allow, with
+   * END_STREAM after its last byte once the body is complete; the rest waits for window.
+   */
   private sendBody(stream: Stream, frames: Buffer[]): void {
-    const body = stream.body!;
-    let offset = 0;
-    while (offset < body.length) {
-      const size = Math.min(body.length - offset, this.peerMaxFrame, this.sendWindow, stream.sendWindow);
+    const { pending } = stream;
+    while (pending.length > 0) {
+      const chunk = pending[0]!;
+      const size = Math.min(chunk.length, this.peerMaxFrame, this.sendWindow, stream.sendWindow);
       if (size <= 0) break;
-      const last = offset + size === body.length;
-      frames.push(frameHeader(size, FrameType.Data, last ? END_STREAM : 0, stream.id), body.subarray(offset, offset + size));
-      offset += size;
+      if (size === chunk.length) pending.shift();
+      else pending[0] = chunk.subarray(size);
+      const last = pending.length === 0 && stream.ending;
+      frames.push(frameHeader(size, FrameType.Data, last ? END_STREAM : 0, stream.id), chunk.subarray(0, size));
+      stream.ended ||= last;
       this.sendWindow -= size;
       stream.sendWindow -= size;
     }
-    if (offset === body.length) {
-      stream.body = undefined;
-    } else {
-      stream.body = body.subarray(offset);
-      if (!this.blocked.includes(stream)) this.blocked.push(stream);
+    if (pending.length === 0 && stream.ending && !stream.ended) {
+      frames.push(frameHeader(0, FrameType.Data, END_STREAM, stream.id));
+      stream.ended = true;
     }
+    if (pending.length > 0 && !this.blocked.includes(stream)) this.blocked.push(stream);
   }
 
   /** Sends what blocked streams can now send (after a WINDOW_UPDATE or SETTINGS). */
   private flush(): void {
     const frames: Buffer[] = [];
     for (const stream of this.blocked.splice(0)) {
-      if (this.streams.get(stream.id) === stream && stream.body !== undefined) this.sendBody(stream, frames);
+      if (this.streams.get(stream.id) === stream) this.sendBody(stream, frames);
     }
     if (frames.length > 0) this.write(frames);
   }
 
-  private cancel(request: Waiting): void {
-    if (request.cancelled) return;
-    request.cancelled = true;
-    const stream = request.stream;
-    if (stream === undefined) {
-      const index = this.waiting.indexOf(request);
-      if (index >= 0) this.waiting.splice(index, 1);
+  private cancel(stream: Stream): void {
+    if (stream.cancelled) return;
+    stream.cancelled = true;
+    const index = this.waiting.indexOf(stream);
+    if (index >= 0) {
+      this.waiting.splice(index, 1);
       return;
     }
     if (this.streams.get(stream.id) !== stream) return;
@@ -329,7 +377,7 @@ export class H2Connection {
   /** Forgets a stream that has ended, and starts what its slot was waiting for. */
   private finish(stream: Stream): void {
     this.streams.delete(stream.id);
-    stream.body = undefined;
+    stream.pending = [];
     while (this.waiting.length > 0 && this.streams.size < this.peerMaxStreams && this.usable) this.start(this.waiting.shift()!);
     if (this.streams.size === 0) {
       if (this.retired) return this.fail("the connection was retired");
@@ -340,16 +388,16 @@ export class H2Connection {
 
   private complete(stream: Stream): void {
     if (this.streams.get(stream.id) !== stream) return;
-    // The server answered before taking the whole body: tell it the rest will not come.
-    if (stream.body !== undefined) this.sendControl(rstStream(stream.id, NO_ERROR));
+    // The server answered before this side ended its body: tell it the rest will not come.
+    if (!stream.ended) this.sendControl(rstStream(stream.id, NO_ERROR));
     this.finish(stream);
-    stream.done(undefined, { headers: stream.headers ?? {}, trailers: stream.trailers, data: stream.data });
+    stream.handlers.done(undefined, { headers: stream.headers ?? {}, trailers: stream.trailers, data: stream.data });
   }
 
   private failStream(stream: Stream, error: H2Error): void {
     if (this.streams.get(stream.id) !== stream) return;
     this.finish(stream);
-    stream.done(error, undefined);
+    stream.handlers.done(error, undefined);
   }
 
   /** Ends the connection: every request fails, unprocessed unless it may have reached the server. */
@@ -361,8 +409,8 @@ export class H2Connection {
     this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
-    for (const stream of streams) stream.done(new H2Error(reason, !this.connected), undefined);
-    for (const request of this.waiting.splice(0)) request.done(new H2Error(reason, true), undefined);
+    for (const stream of streams) stream.handlers.done(new H2Error(reason, !this.connected), undefined);
+    for (const stream of this.waiting.splice(0)) stream.handlers.done(new H2Error(reason, true), undefined);
     this.onClose?.();
   }
 
@@ -464,7 +512,12 @@ export class H2Connection {
     const data = unpad(flags, payload, 0);
     if (data === undefined) return this.protocolError(PROTOCOL_ERROR, "bad DATA padding");
     if (stream.headers === undefined) return this.protocolError(PROTOCOL_ERROR, "DATA before HEADERS");
-    if (data.length > 0) stream.data.push(data);
+    if (data.length > 0) {
+      if (stream.handlers.onData === undefined) stream.data.push(data);
+      else stream.handlers.onData(data);
+    }
+    // The handler may have cancelled the stream, or closed the connection.
+    if (this.streams.get(streamId) !== stream) return;
     stream.received += payload.length;
     if (stream.received >= RECEIVE_WINDOW / 2 && (flags & END_STREAM) === 0) {
       this.sendControl(windowUpdate(stream.id, stream.received));
@@ -484,6 +537,8 @@ export class H2Connection {
       // Informational (1xx) headers precede the real ones.
       if ((fields[":status"] ?? "").startsWith("1") && !endStream) return;
       stream.headers = fields;
+      stream.handlers.onResponse?.(fields);
+      if (this.streams.get(streamId) !== stream) return;
     } else if (endStream) {
       stream.trailers = fields;
     } else {
@@ -526,7 +581,7 @@ export class H2Connection {
     for (const stream of [...this.streams.values()]) {
       if (stream.id > lastStreamId) this.failStream(stream, new H2Error(reason, unanswered(stream)));
     }
-    for (const request of this.waiting.splice(0)) request.done(new H2Error(reason, true), undefined);
+    for (const waiting of this.waiting.splice(0)) waiting.handlers.done(new H2Error(reason, true), undefined);
     // After an error the server may never finish the streams it kept: their outcome is unknown.
     if (this.streams.size === 0 || code !== NO_ERROR) this.fail(reason);
   }

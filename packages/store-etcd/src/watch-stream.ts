@@ -1,8 +1,8 @@
 import type { IWatchRequest, IWatchResponse } from "etcd3";
 
 /**
- * A watch stream, as much of it as the store uses: etcd3's duplex stream (https endpoints) or
- * `GrpcDuplex`. Failures come as one `error` event; `cancel()` abandons it (then an `error` of CANCELLED).
+ * A watch stream, as much of it as the store uses (`GrpcDuplex`, shaped like etcd3's duplex
+ * streams). Failures come as one `error` event; `cancel()` abandons it (then an `error` of CANCELLED).
  */
 export interface WatchStream {
   on(event: "data", listener: (response: IWatchResponse) => void): unknown;
