@@ -164,7 +164,9 @@ export class GrpcHttp2 {
  */
 export class GrpcDuplex<Request, Response> extends EventEmitter {
   private readonly request: H2Request;
-  private pending: Buffer | undefined;
+  /** The start of a message not whole yet, in pieces (joined once it is whole). */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
   private finished = false;
 
   constructor(
@@ -193,6 +195,7 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
         if (error !== undefined) return this.finish(lost(error));
         const fields = reply!.trailers ?? reply!.headers;
         const code = fields["grpc-status"];
+        if (code === "0" && this.partialBytes > 0) return this.finish(grpcError(13, "etcd ended the stream inside a message"));
         if (code === "0") return this.finish(undefined);
         this.finish(code === undefined ? new GRPCUnavailableError("etcd closed the stream without a status") : grpcError(Number(code), decodeMessage(fields["grpc-message"])));
       },
@@ -230,10 +233,21 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
     });
   }
 
-  /** The whole messages in what has arrived so far; a partial one waits for the next chunk. */
+  /**
+   * The whole messages in what has arrived so far; the start of one waits in pieces until it
+   * is whole (joining each piece onto the rest would copy a big message once per frame).
+   */
   private *messages(chunk: Buffer): Generator<Buffer> {
-    let bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
+    let bytes = chunk;
+    if (this.partialBytes > 0) {
+      this.partial.push(chunk);
+      this.partialBytes += chunk.length;
+      const head = this.partial[0]!.length >= 5 ? this.partial[0]! : Buffer.concat(this.partial);
+      if (head.length < 5 || this.partialBytes < 5 + head.readUInt32BE(1)) return;
+      bytes = Buffer.concat(this.partial, this.partialBytes);
+      this.partial = [];
+      this.partialBytes = 0;
+    }
     while (bytes.length >= 5) {
       if (bytes[0] !== 0) throw grpcError(13, "etcd sent a compressed message");
       const end = 5 + bytes.readUInt32BE(1);
@@ -241,7 +255,10 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
       yield bytes.subarray(5, end);
       bytes = bytes.subarray(end);
     }
-    if (bytes.length > 0) this.pending = bytes;
+    if (bytes.length > 0) {
+      this.partial = [bytes];
+      this.partialBytes = bytes.length;
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import { once } from "node:events";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { H2Connection, H2Error, type H2Reply } from "./h2-client.js";
+import { H2Connection, H2Error, type H2Reply, type H2Request } from "./h2-client.js";
 import { encodeRequestHeaders, HpackDecoder, HpackError } from "./hpack.js";
 
 type Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
@@ -31,6 +31,42 @@ async function serve(handler: Handler, settings: http2.Settings = {}): Promise<{
   await once(server, "listening");
   return { port: (server.address() as AddressInfo).port, server };
 }
+
+interface RawFrame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/** A scripted HTTP/2 peer on a raw socket: `onFrame` sees each frame the client sends. */
+async function scripted(onFrame: (socket: net.Socket, frame: RawFrame) => void): Promise<number> {
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    let input = Buffer.alloc(0);
+    let preface = true;
+    socket.on("data", (chunk: Buffer) => {
+      input = Buffer.concat([input, chunk]);
+      if (preface && input.length >= 24) {
+        preface = false;
+        input = input.subarray(24);
+      }
+      while (!preface && input.length >= 9 && input.length >= 9 + input.readUIntBE(0, 3) && !socket.destroyed) {
+        const length = input.readUIntBE(0, 3);
+        onFrame(socket, { type: input[3]!, flags: input[4]!, streamId: input.readUInt32BE(5), payload: input.subarray(9, 9 + length) });
+        input = input.subarray(9 + length);
+      }
+    });
+  });
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+/** Frames a scripted peer sends: empty SETTINGS, `:status 200` on stream 1, then more. */
+const SETTINGS = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+const STATUS_200_ON_1 = Buffer.from([0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]);
 
 function block(path = "/call", extra: [string, string][] = []): Buffer {
   return encodeRequestHeaders("http", [[":path", path], [":authority", "localhost"], ["content-type", "application/grpc"], ...extra]);
@@ -198,6 +234,28 @@ describe("h2-client: against node's http2 server", () => {
     assert.equal(connection.usable, false);
   });
 
+  it("a request cancelled by another's done, as the connection fails, hears nothing", async () => {
+    // A scripted server that drops the connection (no reset, no GOAWAY) once two requests are in.
+    let requests = 0;
+    const port = await scripted((socket, frame) => {
+      if (frame.type === 1 && ++requests === 2) socket.destroy();
+    });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
+    const calls = { first: 0, second: 0 };
+    const second: { request?: H2Request } = {};
+    const firstDone = new Promise<void>((resolve) =>
+      connection.request(block(), Buffer.from("1"), () => {
+        calls.first++;
+        second.request!.cancel();
+        resolve();
+      }),
+    );
+    second.request = connection.request(block(), Buffer.from("2"), () => calls.second++);
+    await firstDone;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(calls, { first: 1, second: 0 });
+  });
+
   it("a connection that never connected: every request is unprocessed", async () => {
     const { port, server } = await serve(() => {});
     server.close();
@@ -258,24 +316,16 @@ describe("h2-client: against node's http2 server", () => {
 
   it("a refusal after the reply began is not believed: the outcome is unknown", async () => {
     // A server that breaks RFC 9113 §8.7: it starts a reply, then says REFUSED_STREAM.
-    const server = net.createServer((socket) => {
-      socket.on("error", () => {});
-      socket.once("data", () => {
-        const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
-        const headers = Buffer.from([0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]); // :status 200
-        const reset = Buffer.from([0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 7]);
-        socket.write(Buffer.concat([settings, headers, reset]));
-      });
+    const port = await scripted((socket, frame) => {
+      const reset = Buffer.from([0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 7]);
+      if (frame.type === 1) socket.write(Buffer.concat([SETTINGS, STATUS_200_ON_1, reset]));
     });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const connection = new H2Connection({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
     try {
       const error = await failure(call(connection));
       assert.equal(error.unprocessed, false, error.message);
     } finally {
       connection.close();
-      server.close();
     }
   });
 
@@ -357,46 +407,23 @@ describe("h2-client: against node's http2 server", () => {
   });
 
   it("a stream the server ends first is reset from this side (no half-open stream left at the server), and done", async () => {
-    // A scripted server: it answers stream 1 in full at once, then notes the frames it gets.
-    const frames: { type: number; streamId: number; code?: number }[] = [];
-    const server = net.createServer((socket) => {
-      socket.on("error", () => {});
-      let input = Buffer.alloc(0);
-      let answered = false;
-      socket.on("data", (chunk: Buffer) => {
-        input = Buffer.concat([input, chunk]);
-        if (input.subarray(0, 3).toString() === "PRI") input = input.subarray(24);
-        while (input.length >= 9 && input.length >= 9 + input.readUIntBE(0, 3)) {
-          const length = input.readUIntBE(0, 3);
-          const frame = { type: input[3]!, streamId: input.readUInt32BE(5), ...(input[3] === 3 ? { code: input.readUInt32BE(9) } : {}) };
-          frames.push(frame);
-          input = input.subarray(9 + length);
-          if (frame.type === 1 && !answered) {
-            answered = true;
-            const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
-            const headers = Buffer.from([0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88]); // :status 200
-            const data = Buffer.concat([Buffer.from([0, 0, 3, 0, 1, 0, 0, 0, 1]), Buffer.from("bye")]);
-            socket.write(Buffer.concat([settings, headers, data]));
-          }
-        }
-      });
+    // A scripted server: it answers stream 1 in full at once, then notes the resets it gets.
+    const resets: { streamId: number; code: number }[] = [];
+    const port = await scripted((socket, frame) => {
+      if (frame.type === 3) resets.push({ streamId: frame.streamId, code: frame.payload.readUInt32BE(0) });
+      if (frame.type !== 1) return;
+      const data = Buffer.concat([Buffer.from([0, 0, 3, 0, 1, 0, 0, 0, 1]), Buffer.from("bye")]);
+      socket.write(Buffer.concat([SETTINGS, STATUS_200_ON_1, data]));
     });
-    servers.push(server);
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const connection = new H2Connection({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    const connection = new H2Connection({ host: "127.0.0.1", port });
     try {
       const reply = await new Promise<H2Reply>((resolve, reject) => {
         const request = connection.open(block(), { done: (error, value) => (error === undefined ? resolve(value!) : reject(error)) });
         request.write(Buffer.from("still talking"));
       });
       assert.equal(Buffer.concat(reply.data).toString(), "bye");
-      for (let i = 0; i < 100 && !frames.some((frame) => frame.type === 3); i++) await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.deepEqual(
-        frames.filter((frame) => frame.type === 3),
-        [{ type: 3, streamId: 1, code: 0 }],
-        "RST_STREAM NO_ERROR on the stream",
-      );
+      for (let i = 0; i < 100 && resets.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(resets, [{ streamId: 1, code: 0 }], "RST_STREAM NO_ERROR on the stream");
       assert.equal(connection.usable, true);
     } finally {
       connection.close();

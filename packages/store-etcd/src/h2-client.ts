@@ -263,7 +263,11 @@ export class H2Connection {
   private start(stream: Stream): void {
     stream.id = this.nextId;
     this.nextId += 2;
-    if (this.nextId > MAX_STREAM_ID) this.retired = true;
+    if (this.nextId > MAX_STREAM_ID) {
+      // Stream ids used up: what waits goes to a new connection, this one ends with its streams.
+      this.retired = true;
+      this.refuseWaiting("the connection used up its stream ids");
+    }
     stream.sendWindow = this.peerInitialWindow;
     if (this.streams.size === 0) this.socket.ref();
     this.streams.set(stream.id, stream);
@@ -409,9 +413,15 @@ export class H2Connection {
     this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
-    for (const stream of streams) stream.handlers.done(new H2Error(reason, !this.connected), undefined);
-    for (const stream of this.waiting.splice(0)) stream.handlers.done(new H2Error(reason, true), undefined);
+    // A `done` may cancel another stream of the list: that one hears nothing more.
+    for (const stream of streams) if (!stream.cancelled) stream.handlers.done(new H2Error(reason, !this.connected), undefined);
+    this.refuseWaiting(reason);
     this.onClose?.();
+  }
+
+  /** Fails the requests still waiting for a stream: none was sent. */
+  private refuseWaiting(reason: string): void {
+    for (const stream of this.waiting.splice(0)) if (!stream.cancelled) stream.handlers.done(new H2Error(reason, true), undefined);
   }
 
   /** A connection error (RFC 9113 §5.4.1): GOAWAY with `code`, then close. */
@@ -581,7 +591,7 @@ export class H2Connection {
     for (const stream of [...this.streams.values()]) {
       if (stream.id > lastStreamId) this.failStream(stream, new H2Error(reason, unanswered(stream)));
     }
-    for (const waiting of this.waiting.splice(0)) waiting.handlers.done(new H2Error(reason, true), undefined);
+    this.refuseWaiting(reason);
     // After an error the server may never finish the streams it kept: their outcome is unknown.
     if (this.streams.size === 0 || code !== NO_ERROR) this.fail(reason);
   }
