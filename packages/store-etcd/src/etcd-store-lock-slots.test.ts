@@ -213,6 +213,51 @@ describe("etcd store: lock queue keys are reused slots", () => {
     await holder.close();
   });
 
+  it("a resend that finds its key while the copy that gave up deletes it does not carry on with a key about to go", async () => {
+    const ref = lockRef();
+    const [session, holder] = [await store.openSession(), await other.openSession()];
+    const held = await holder.execute(ref, { op: "lock" });
+    const io = store.io;
+    const txn = io.txn.bind(io);
+    // The first delete sent from now on (the give-up's withdraw) waits at a gate.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let heldBack = 0;
+    io.txn = async (compare, success, failure) => {
+      if (heldBack === 0 && success[0]?.request_delete_range !== undefined) {
+        heldBack++;
+        await gate;
+      }
+      return txn(compare, success, failure);
+    };
+    try {
+      const first = new AbortController();
+      const waiting = session.execute(ref, { op: "lock", idempotencyKey: "request-g" }, { signal: first.signal });
+      await until(async () => (await queue(ref)).length === 2);
+      // The first copy gives up; its call ends once its withdraw is through.
+      first.abort();
+      await until(() => heldBack === 1);
+      // The resend reads the queue and finds the first copy's key, whose delete is on its way.
+      const resent = session.execute(ref, { op: "lock", idempotencyKey: "request-g" }, { timeoutMs: 5000 });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      open();
+      await assert.rejects(waiting);
+      await assert.rejects(resent, (error: Error) => error instanceof UnavailableError && /withdrawn/.test(error.message));
+      // Nothing of the request is left in the queue, and sent once more it waits, then gets the lock.
+      assert.deepEqual((await queue(ref)).map(([name]) => name), [`${holder.id}/0`]);
+      const again = session.execute(ref, { op: "lock", idempotencyKey: "request-g" }, { timeoutMs: 5000 });
+      await until(async () => (await queue(ref)).length === 2);
+      await holder.execute(ref, { op: "unlock", version: held.version });
+      const granted = await again;
+      await session.execute(ref, { op: "unlock", version: granted.version });
+    } finally {
+      io.txn = txn;
+      open();
+    }
+    await session.close();
+    await holder.close();
+  });
+
   it("a request sent again while the first copy still waits: the first copy's grant does not outlive the resend's give-up", async () => {
     const ref = lockRef();
     const [session, holder] = [await store.openSession(), await other.openSession()];

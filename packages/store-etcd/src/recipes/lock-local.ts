@@ -116,6 +116,8 @@ export class LocalLocks {
   private readonly slots = new Map<string, Set<number>>();
   /** Queue keys whose slot is void (see `lock.ts`): never free again in their session. */
   private readonly voided = new Set<string>();
+  /** Deletes of request keys this process has sent and not yet heard back about, by key. */
+  private readonly deletions = new Map<string, Promise<unknown>>();
 
   /**
    * A queue key for a new request of `session` on the lock at `base`: the lowest slot not in
@@ -213,6 +215,32 @@ export class LocalLocks {
     for (const other of this.carriers.get(key) ?? []) if (other > arrival) return false;
     const claim = this.claims.get(key);
     return claim === undefined || claim.created !== created || claim.arrival < arrival;
+  }
+
+  /**
+   * Records a delete of request key `key` on its way to etcd until `sent` settles: a copy of
+   * the request that finds the key meanwhile must not carry on with it before knowing.
+   */
+  deleting<T>(key: string, sent: Promise<T>): Promise<T> {
+    const settled = sent.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.deletions.set(key, settled);
+    void settled.then(() => {
+      if (this.deletions.get(key) === settled) this.deletions.delete(key);
+    });
+    return sent;
+  }
+
+  /** The delete of `key` this process has in flight, if any (settles once etcd answered or not). */
+  deletion(key: string): Promise<unknown> | undefined {
+    return this.deletions.get(key);
+  }
+
+  /** Whether some call of this process carries on with request key `key`. */
+  carried(key: string): boolean {
+    return (this.carriers.get(key)?.size ?? 0) > 0;
   }
 
   /** Marks `key`'s slot as void: in use here for as long as its session lasts. */

@@ -164,8 +164,8 @@ function granted(ctx: RecipeContext, key: string, caller: Caller, version: bigin
  * Either way the key is not this process's any more (`compare` fails once it is gone).
  */
 async function release(ctx: RecipeContext, key: string, compare: ICompare): Promise<boolean> {
-  const txn = await ctx.io.txn([compare], [del(key), marker(ctx.base)]);
   const local = localLocks(ctx.io);
+  const txn = await local.deleting(key, ctx.io.txn([compare], [del(key), marker(ctx.base)]));
   if (txn.succeeded) local.released(ctx.base, key);
   else local.freeKey(key);
   return txn.succeeded;
@@ -612,7 +612,8 @@ function voidLater(ctx: RecipeContext, key: string, caller: Caller): void {
   const withdraw = async (): Promise<void> => {
     const found = await voidSlot(ctx, key);
     if (found === undefined || tagOf(found) !== caller.tag || !local.mayWithdraw(key, createOf(found), caller.arrival)) return;
-    if ((await ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)])).succeeded) local.released(ctx.base, key);
+    const sent = local.deleting(key, ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)]));
+    if ((await sent).succeeded) local.released(ctx.base, key);
   };
   const attempt = (): void => {
     if (ctx.session.signal.aborted) return;
@@ -632,8 +633,10 @@ function removeLater(ctx: RecipeContext, key: string, tag: string): void {
   const remove = async (): Promise<void> => {
     const found = (await ctx.io.range(key)).kvs[0];
     if (found === undefined) return local.freeKey(key);
-    if (tagOf(found) !== tag) return;
-    if ((await ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)])).succeeded) local.released(ctx.base, key);
+    // Another request's now, or a copy of this one carries on with it: not to be removed.
+    if (tagOf(found) !== tag || local.carried(key)) return;
+    const sent = local.deleting(key, ctx.io.txn([cmp.createdAt(key, createOf(found))], [del(key), marker(ctx.base)]));
+    if ((await sent).succeeded) local.released(ctx.base, key);
   };
   const attempt = (): void => {
     if (ctx.session.signal.aborted) return;
@@ -669,6 +672,23 @@ async function request(
    */
   const resume = async (found: IKeyValue, registered = local.waiting(ks(found.key), caller.arrival)): Promise<OperationResult<"lock">> => {
     const at = ks(found.key);
+    const deletion = local.deletion(at);
+    if (deletion !== undefined) {
+      // An earlier copy that gave up is deleting the key: carry on only if it is still there.
+      let now: IKeyValue | undefined;
+      try {
+        await deletion;
+        now = (await ctx.io.range(at)).kvs[0];
+      } catch (error) {
+        registered();
+        throw error;
+      }
+      if (now === undefined || createOf(now) !== createOf(found)) {
+        registered();
+        throw new UnavailableError("the lock request was withdrawn by an earlier copy of it that gave up; this copy was not applied: send it again");
+      }
+      found = now;
+    }
     // Made before, maybe through another store: its slot is in use here from now on.
     local.useKey(at);
     if (isHeld(found) || kind === "tryLock") {
@@ -762,7 +782,7 @@ async function request(
       // This request was queued before (that answer was lost): carry on with that key, and
       // withdraw the copy just queued.
       const registered = local.waiting(ks(earlier.key), caller.arrival);
-      await ctx.io.txn([cmp.createdAt(key, revision)], [del(key)]).then(
+      await local.deleting(key, ctx.io.txn([cmp.createdAt(key, revision)], [del(key)])).then(
         () => local.freeKey(key),
         () => removeLater(ctx, key, tag),
       );
