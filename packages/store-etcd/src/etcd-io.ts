@@ -1,6 +1,6 @@
 /**
- * The one place the etcd store talks to etcd: ranges, transactions and leases over etcd3's
- * raw RPC clients, with a deadline on every call and foreign errors mapped exactly once to
+ * The one place the etcd store talks to etcd: ranges, transactions and watch streams over
+ * `grpc-http2.ts`, leases over etcd3's raw RPC clients, with a deadline on every call and foreign errors mapped exactly once to
  * `AtomixError`s. Writes are never retried (a retried write whose first attempt landed would
  * apply twice); reads are retried on transient errors, which is always safe.
  */
@@ -251,8 +251,9 @@ export class EtcdIo {
     () => this.http2.token,
   );
   /**
-   * Range, Txn and watch streams, which every operation makes or causes, over node's http2
-   * (`grpc-http2.ts`: a third of grpc-js's CPU per call), with TLS for https endpoints.
+   * Range, Txn and watch streams, which every operation makes or causes, over the package's own
+   * HTTP/2 client (`grpc-http2.ts`, `h2-client.ts`: a third to a half of grpc-js's CPU per
+   * call), with TLS for https endpoints.
    */
   readonly http2: GrpcHttp2;
   private readonly auth: EtcdAuthOptions | undefined;

@@ -62,6 +62,7 @@ export interface H2ConnectOptions {
   tls?: tls.ConnectionOptions | undefined;
 }
 
+/** Frame types (RFC 9113 §6). */
 const FrameType = {
   Data: 0,
   Headers: 1,
@@ -74,12 +75,14 @@ const FrameType = {
   Continuation: 9,
 } as const;
 
+// Frame flags (RFC 9113 §6).
 const END_STREAM = 0x1;
 const ACK = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
 
+// Error codes (RFC 9113 §7).
 const NO_ERROR = 0x0;
 const PROTOCOL_ERROR = 0x1;
 const FLOW_CONTROL_ERROR = 0x3;
