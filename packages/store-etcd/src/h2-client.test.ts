@@ -430,6 +430,36 @@ describe("h2-client: against node's http2 server", () => {
     }
   });
 
+  it("keep-alive: a peer that goes quiet while a request is open fails the connection; one that answers pings keeps it", async () => {
+    const keepAlive = { idleMs: 100, timeoutMs: 100 };
+    // Quiet: the scripted peer takes the request, then never sends anything (no ping answers).
+    let pings = 0;
+    const quietPort = await scripted((_socket, frame) => {
+      if (frame.type === 6) pings++;
+    });
+    const quiet = new H2Connection({ host: "127.0.0.1", port: quietPort, keepAlive });
+    const started = Date.now();
+    const error = await failure(call(quiet));
+    assert.equal(error.unprocessed, false, "it may have been processed");
+    assert.match(error.message, /sent nothing/);
+    assert.ok(Date.now() - started < 2000, `failed after ${Date.now() - started} ms`);
+    assert.equal(pings, 1, "one ping, unanswered");
+    // Alive: node's server answers pings while it holds the request for 600 ms.
+    const { port } = await serve((stream, _headers, body) => {
+      setTimeout(() => {
+        stream.respond({ ":status": 200 });
+        stream.end(body);
+      }, 600);
+    });
+    const alive = new H2Connection({ host: "127.0.0.1", port, keepAlive });
+    try {
+      assert.equal(Buffer.concat((await call(alive, Buffer.from("slow"))).data).toString(), "slow");
+      assert.equal(alive.usable, true);
+    } finally {
+      alive.close();
+    }
+  });
+
   it("a header the decoder cannot read fails the connection, never a wrong value", async () => {
     // é (0xe9) has a code longer than any the decoder knows; amid '0's nghttp2 Huffman-codes it.
     const { port } = await serve((stream) => {

@@ -60,7 +60,15 @@ export interface H2ConnectOptions {
   port: number;
   /** TLS options for an https member (ALPN "h2" is added). */
   tls?: tls.ConnectionOptions | undefined;
+  /**
+   * While requests are open and nothing has arrived for `idleMs`, a PING; nothing back within
+   * `timeoutMs` fails the connection (a peer gone without a FIN or RST would otherwise leave a
+   * watch silent for good). Default 10 s and 5 s: etcd refuses pings more often than every 5 s.
+   */
+  keepAlive?: { idleMs: number; timeoutMs: number } | undefined;
 }
+
+const KEEP_ALIVE = { idleMs: 10_000, timeoutMs: 5_000 };
 
 /** Frame types (RFC 9113 §6). */
 const FrameType = {
@@ -162,6 +170,11 @@ export class H2Connection {
   private pingAckTimer: NodeJS.Timeout | undefined;
   /** Set when held acks have waited long enough: the next flush writes them, calls open or not. */
   private acksDue = false;
+  private readonly keepAlive: { idleMs: number; timeoutMs: number };
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  /** When a frame last arrived, and when this side's keep-alive PING went (0: none out). */
+  private lastReceived = Date.now();
+  private pingSentAt = 0;
 
   constructor(options: H2ConnectOptions) {
     const socket =
@@ -175,6 +188,7 @@ export class H2Connection {
             ...(net.isIP(options.host) === 0 ? { servername: options.host } : {}),
           });
     this.socket = socket;
+    this.keepAlive = options.keepAlive ?? KEEP_ALIVE;
     socket.setNoDelay(true);
     // An idle connection must not keep the process alive; open streams ref it.
     socket.unref();
@@ -272,7 +286,10 @@ export class H2Connection {
       this.refuseWaiting("the connection used up its stream ids");
     }
     stream.sendWindow = this.peerInitialWindow;
-    if (this.streams.size === 0) this.socket.ref();
+    if (this.streams.size === 0) {
+      this.socket.ref();
+      this.keepAliveTimer ??= setTimeout(() => this.checkAlive(), this.keepAlive.idleMs).unref();
+    }
     this.streams.set(stream.id, stream);
     // A request with no body at all ends with its headers.
     stream.ended = stream.ending && stream.pending.length === 0;
@@ -413,6 +430,7 @@ export class H2Connection {
     this.closed = true;
     this.retired = true;
     clearTimeout(this.pingAckTimer);
+    clearTimeout(this.keepAliveTimer);
     this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
@@ -437,7 +455,25 @@ export class H2Connection {
     this.fail(`HTTP/2 protocol error: ${reason}`);
   }
 
+  /** The keep-alive's turn: ping a connection quiet for `idleMs`, fail one that stays quiet. */
+  private checkAlive(): void {
+    this.keepAliveTimer = undefined;
+    if (this.closed || this.streams.size === 0) return;
+    const now = Date.now();
+    if (this.pingSentAt > this.lastReceived) {
+      if (now - this.pingSentAt >= this.keepAlive.timeoutMs) {
+        return this.fail(`etcd sent nothing for ${now - this.lastReceived} ms, not even a ping's answer`);
+      }
+    } else if (now - this.lastReceived >= this.keepAlive.idleMs) {
+      this.pingSentAt = now;
+      this.write([frameHeader(8, FrameType.Ping, 0, 0), Buffer.alloc(8)]);
+    }
+    const wait = this.pingSentAt > this.lastReceived ? this.pingSentAt + this.keepAlive.timeoutMs - now : this.lastReceived + this.keepAlive.idleMs - now;
+    this.keepAliveTimer = setTimeout(() => this.checkAlive(), Math.max(1, wait)).unref();
+  }
+
   private receive(chunk: Buffer): void {
+    this.lastReceived = Date.now();
     let input = this.input === undefined ? chunk : Buffer.concat([this.input, chunk]);
     this.input = undefined;
     while (input.length >= 9 && !this.closed) {
