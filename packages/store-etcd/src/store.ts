@@ -36,6 +36,9 @@ import { withdrawQueuedRequests } from "./recipes/lock.js";
 import { localLocks } from "./recipes/lock-local.js";
 import { PrimitiveWatch, streamOf } from "./watch.js";
 
+/** How early, at most, a session's loss timer fires ahead of its TTL (see `armLoss`). */
+const LOSS_MARGIN_MS = 50;
+
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. `["http://127.0.0.1:2379"]` (all http:// or all https://). */
   endpoints: string[];
@@ -268,10 +271,15 @@ export class EtcdStore implements Runtime {
     return state;
   }
 
-  /** The session is lost no later than its TTL after the last acknowledged keep-alive was sent. */
+  /**
+   * The session is lost no later than its TTL after the last acknowledged keep-alive was sent.
+   * The timer aims a little early (a 20th of the TTL, at most 50 ms): a busy event loop runs
+   * timers late, and the loss must not be.
+   */
   private armLoss(state: SessionState, sentAt: number): void {
     if (state.lossTimer !== undefined) clearTimeout(state.lossTimer);
-    const delay = Math.max(0, sentAt + state.ttlMs - Date.now());
+    const margin = Math.min(LOSS_MARGIN_MS, state.ttlMs / 20);
+    const delay = Math.max(0, sentAt + state.ttlMs - margin - Date.now());
     state.lossTimer = setTimeout(() => {
       void this.endSession(
         state,
