@@ -193,11 +193,9 @@ export class GrpcDuplex<Request, Response> extends EventEmitter {
       done: (error, reply) => {
         if (this.finished) return;
         if (error !== undefined) return this.finish(lost(error));
-        const fields = reply!.trailers ?? reply!.headers;
-        const code = fields["grpc-status"];
-        if (code === "0" && this.partialBytes > 0) return this.finish(grpcError(13, "etcd ended the stream inside a message"));
-        if (code === "0") return this.finish(undefined);
-        this.finish(code === undefined ? new GRPCUnavailableError("etcd closed the stream without a status") : grpcError(Number(code), decodeMessage(fields["grpc-message"])));
+        const failed = statusError(reply!);
+        if (failed === undefined && this.partialBytes > 0) return this.finish(grpcError(13, "etcd ended the stream inside a message"));
+        this.finish(failed);
       },
     });
   }
@@ -275,12 +273,21 @@ function frame(message: Uint8Array): Buffer {
 function unaryReply(reply: H2Reply): Buffer {
   const status = reply.headers[":status"];
   if (status !== "200") throw grpcError(14, `etcd answered HTTP ${status ?? "without a status"}`);
-  // The status is in the trailers, or in the headers of a trailers-only reply.
+  const failed = statusError(reply);
+  if (failed !== undefined) throw failed;
+  return unframe(reply.data);
+}
+
+/**
+ * A reply's gRPC status as an etcd3 typed error (undefined for OK): from the trailers, or from
+ * the headers of a trailers-only reply.
+ */
+function statusError(reply: H2Reply): Error | undefined {
   const fields = reply.trailers ?? reply.headers;
   const code = fields["grpc-status"];
-  if (code === undefined) throw new GRPCUnavailableError("etcd closed the call without a status");
-  if (code !== "0") throw grpcError(Number(code), decodeMessage(fields["grpc-message"]));
-  return unframe(reply.data);
+  if (code === "0") return undefined;
+  if (code === undefined) return new GRPCUnavailableError("etcd closed the call without a status");
+  return grpcError(Number(code), decodeMessage(fields["grpc-message"]));
 }
 
 /** The one message of a unary reply (uncompressed length-prefixed frame). */
